@@ -1,0 +1,96 @@
+"""MobileNetV2 (``keras.applications``) with a logits head, for any input >= 8x8.
+
+``keras.applications.MobileNetV2`` needs inputs of at least 32x32 (and three
+channels for ImageNet weights).  This wrapper makes the model work for smaller
+or single-channel inputs with serialisable layers (no ``Lambda``):
+
+* inputs smaller than 32 on either side go through a bilinear
+  ``keras.layers.Resizing`` up to at least 32x32 inside the model;
+* single-channel inputs with ImageNet weights are repeated to three channels
+  with a ``Concatenate`` layer inside the model.
+
+The base network is nested as a sub-model, followed by
+``GlobalAveragePooling2D`` and ``Dense(num_classes)`` (logits, no softmax).
+"""
+
+from __future__ import annotations
+
+import numbers
+
+import keras
+from keras import layers
+
+from dmkeras.errors import DmkerasError
+
+MIN_INPUT_SIZE = 8
+KERAS_MIN_INPUT_SIZE = 32
+IMAGENET_ALPHAS = (0.35, 0.5, 0.75, 1.0, 1.3, 1.4)
+
+
+def mobilenet_v2(num_classes, input_shape, alpha=1.0, weights=None):
+    """MobileNetV2 backbone + global average pooling + linear logits.
+
+    Args:
+        num_classes: number of output logits.
+        input_shape: ``(height, width, channels)``, height and width >= 8,
+            channels 1 or 3.
+
+    Kwargs:
+        alpha (float, default 1.0): width multiplier.  Any positive value
+            with random initialisation; one of 0.35, 0.5, 0.75, 1.0, 1.3, 1.4
+            with ImageNet weights.
+        weights (None or "imagenet", default None): random initialisation or
+            ImageNet weights for the base (downloaded by keras; the head is
+            always randomly initialised).  Loading a local weights file is
+            done by ``dmkeras.zoo.create_model``, not here.
+    """
+    if weights not in (None, "imagenet"):
+        raise DmkerasError(
+            f"mobilenet_v2 weights must be None or 'imagenet', got {weights!r}"
+        )
+    if isinstance(alpha, bool) or not isinstance(alpha, numbers.Real) or alpha <= 0:
+        raise DmkerasError(f"mobilenet_v2 alpha must be a positive number, got {alpha!r}")
+    if weights == "imagenet" and float(alpha) not in IMAGENET_ALPHAS:
+        raise DmkerasError(
+            f"mobilenet_v2 has no imagenet weights for alpha={alpha}; "
+            f"use one of {', '.join(str(a) for a in IMAGENET_ALPHAS)}"
+        )
+    height, width, channels = (int(d) for d in input_shape)
+    if height < MIN_INPUT_SIZE or width < MIN_INPUT_SIZE:
+        raise DmkerasError(
+            f"mobilenet_v2 needs inputs of at least {MIN_INPUT_SIZE}x{MIN_INPUT_SIZE}, "
+            f"got {height}x{width}"
+        )
+    if channels not in (1, 3):
+        raise DmkerasError(f"mobilenet_v2 needs 1 or 3 input channels, got {channels}")
+
+    inputs = keras.Input(shape=(height, width, channels), name="images")
+    x = inputs
+    if height < KERAS_MIN_INPUT_SIZE or width < KERAS_MIN_INPUT_SIZE:
+        height = max(height, KERAS_MIN_INPUT_SIZE)
+        width = max(width, KERAS_MIN_INPUT_SIZE)
+        x = layers.Resizing(height, width, interpolation="bilinear", name="upsample")(x)
+    if channels == 1 and weights == "imagenet":
+        x = layers.Concatenate(axis=-1, name="gray_to_rgb")([x, x, x])
+        channels = 3
+
+    try:
+        base = keras.applications.MobileNetV2(
+            input_shape=(height, width, channels),
+            alpha=float(alpha),
+            include_top=False,
+            weights=weights,
+        )
+    except (ValueError, TypeError):
+        raise
+    except Exception as exc:  # keras.utils.get_file raises a bare Exception
+        if weights != "imagenet":
+            raise
+        raise DmkerasError(
+            f"mobilenet_v2 imagenet weights could not be downloaded ({exc}); "
+            "give a local weights file path as weights= instead"
+        ) from exc
+    x = base(x)
+    x = layers.GlobalAveragePooling2D(name="avgpool")(x)
+    logits = layers.Dense(num_classes, name="logits")(x)
+    return keras.Model(inputs, logits, name="mobilenet_v2")

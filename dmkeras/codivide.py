@@ -1,0 +1,163 @@
+"""The CoDivide callback: each epoch, divide the training set and rebuild the input pipelines.
+
+At the start of every epoch it decides what each net trains on:
+
+* during warm-up (epoch < warm_up): every net makes one pass over all samples with plain CE;
+* afterwards: both nets score every training sample (eval mode, no augmentation), each fits its
+  loss GMM, and net 1 trains on the division made by net 2 while net 2 trains on the division
+  made by net 1 -- both divisions computed here, at the start of the epoch, before either net
+  is updated (as the reference's main loop does).
+
+The trainer reads `codivide.passes`, runs them in order, and adds `codivide.epoch_logs` (phase,
+labeled counts, division quality) to the epoch's logs.
+"""
+
+import dataclasses
+import logging
+
+import keras
+import numpy as np
+
+from dmkeras import division as division_lib
+from dmkeras.data import pipeline
+from dmkeras.distribute import distribute
+from dmkeras.model import SEMI_SUPERVISED, WARMUP
+
+log = logging.getLogger("dmkeras")
+
+
+@dataclasses.dataclass
+class EpochPass:
+    """One net's pass over its data in one epoch."""
+
+    net: int  # 0 or 1
+    phase: str  # WARMUP or SEMI_SUPERVISED
+    dataset: object  # distributed dataset of per-replica batches
+    num_steps: int
+    num_labeled: int = 0
+    num_unlabeled: int = 0
+    ramp_iterations: int = 1  # the reference's num_iter = len(labeled) // batch_size + 1
+
+    @property
+    def with_unlabeled(self) -> bool:
+        return self.num_unlabeled > 0
+
+
+class CoDivide(keras.callbacks.Callback):
+    """Builds each epoch's passes; after warm-up, from the co-divided training set.
+
+    Args:
+      bank: the training images (`pipeline.ImageBank`).
+      labels: the given (noisy) labels.
+      true_labels: the clean labels when known, to log how good each division is.
+      num_nets: 2 for DivideMix; 1 for the standard baseline, which only ever warms up.
+      warm_up, batch_size, p_threshold, loss_history, eval_batch_size: as in `TrainConfig`.
+    """
+
+    def __init__(
+        self,
+        bank: pipeline.ImageBank,
+        labels: np.ndarray,
+        *,
+        warm_up: int,
+        batch_size: int,
+        p_threshold: float = 0.5,
+        loss_history: int = 1,
+        eval_batch_size: int = 500,
+        true_labels=None,
+        num_nets: int = 2,
+        seed: int = 0,
+    ):
+        super().__init__()
+        self.bank = bank
+        self.labels = np.asarray(labels, np.int64)
+        self.is_clean = None if true_labels is None else np.asarray(true_labels) == self.labels
+        self.warm_up = warm_up if num_nets == 2 else np.inf
+        self.batch_size = batch_size
+        self.p_threshold = p_threshold
+        self.eval_batch_size = eval_batch_size
+        self.num_nets = num_nets
+        self.seed = seed
+        self.histories = [division_lib.LossHistory(loss_history) for _ in range(num_nets)]
+        self.divisions = [None] * num_nets  # divisions[k]: made by net k, trains the other net
+        self.passes: list[EpochPass] = []
+        self.epoch_logs: dict = {}
+
+    @property
+    def num_samples(self) -> int:
+        return len(self.labels)
+
+    def _rng(self, epoch, k):
+        return np.random.default_rng([self.seed, epoch, k])
+
+    def _replicas(self) -> int:
+        return self.model.distribute_strategy.num_replicas_in_sync
+
+    def on_epoch_begin(self, epoch, logs=None):
+        self.epoch_logs = {"phase": WARMUP if epoch < self.warm_up else SEMI_SUPERVISED}
+        if epoch < self.warm_up:
+            self.passes = [self._warmup_pass(epoch, k) for k in range(self.num_nets)]
+            return
+        self.divisions = [self.divide(k) for k in range(self.num_nets)]
+        self.passes = [self._ssl_pass(epoch, k, self.divisions[1 - k]) for k in range(self.num_nets)]
+
+    # -- division ------------------------------------------------------------------------------------
+
+    def sample_losses(self, k) -> np.ndarray:
+        """Per-sample CE of net k on every training sample (eval mode, test-time transform)."""
+        logits = self.model.nets[k].predict(self.bank.eval_dataset(self.eval_batch_size), verbose=0)
+        return division_lib.per_sample_cross_entropy(logits, self.labels)
+
+    def divide(self, k) -> division_lib.Division:
+        losses = division_lib.min_max_normalize(self.sample_losses(k))
+        result = division_lib.divide(self.histories[k].add(losses), self.p_threshold)
+        name = f"net{k + 1}"
+        self.epoch_logs[f"{name}_labeled"] = int(result.labeled.sum())
+        if self.is_clean is not None:
+            for key, value in division_lib.division_quality(result, self.is_clean).items():
+                self.epoch_logs[f"{name}_{key}"] = value
+        return result
+
+    # -- passes ----------------------------------------------------------------------------------------
+
+    def _warmup_pass(self, epoch, k) -> EpochPass:
+        rng = self._rng(epoch, k)
+        plan = pipeline.warmup_plan(self.num_samples, 2 * self.batch_size, rng)
+        plan, _ = pipeline.drop_batches_too_small(plan, self._replicas())
+        dataset = pipeline.warmup_dataset(self.bank, self.labels, plan, self._replicas(), seed=int(rng.integers(2**62)))
+        return EpochPass(net=k, phase=WARMUP, dataset=distribute(self.model.distribute_strategy, dataset), num_steps=len(plan))
+
+    def _ssl_pass(self, epoch, k, division: division_lib.Division) -> EpochPass:
+        rng = self._rng(epoch, k)
+        labeled, unlabeled = division.labeled_indices, division.unlabeled_indices
+        plan = pipeline.ssl_plan(labeled, unlabeled, self.batch_size, rng)
+        plan, dropped = pipeline.drop_batches_too_small(plan, self._replicas(), size=lambda pair: len(pair[0]))
+        if dropped:
+            log.info("net %d: last labeled batch smaller than the replica count, skipped this epoch", k + 1)
+        if not plan:
+            log.warning(
+                "epoch %d: net %d's division labeled no sample, so net %d has nothing to train on: "
+                "its semi-supervised pass is skipped this epoch",
+                epoch + 1,
+                2 - k,
+                k + 1,
+            )
+        if len(unlabeled) == 0:
+            log.warning(
+                "epoch %d: net %d's division judged every sample clean: net %d trains on the labeled set alone",
+                epoch + 1,
+                2 - k,
+                k + 1,
+            )
+        dataset = pipeline.ssl_dataset(
+            self.bank, self.labels, division.clean_prob, plan, self._replicas(), seed=int(rng.integers(2**62))
+        )
+        return EpochPass(
+            net=k,
+            phase=SEMI_SUPERVISED,
+            dataset=distribute(self.model.distribute_strategy, dataset),
+            num_steps=len(plan),
+            num_labeled=len(labeled),
+            num_unlabeled=len(unlabeled),
+            ramp_iterations=len(labeled) // self.batch_size + 1,
+        )

@@ -1,0 +1,140 @@
+"""The plain configuration object of a training run.
+
+`launch/` parses flags into a `TrainConfig`; the library only ever sees this dataclass. The run
+directory records it as `config.json`.
+"""
+
+import dataclasses
+import json
+
+from dmkeras.errors import DmkerasError
+
+METHODS = ("dividemix", "standard")
+NOISE_MODES = ("sym", "asym", "none")
+STRATEGIES = ("default", "mirrored")
+CONFIDENCE_PENALTY = ("auto", "on", "off")
+
+
+def _field(default, help_text):
+    return dataclasses.field(default=default, metadata={"help": help_text})
+
+
+@dataclasses.dataclass
+class TrainConfig:
+    """Every setting of a run. Defaults are the paper's CIFAR-10 settings where it has one."""
+
+    # data
+    dataset: str = _field("digits", 'digits | npz:PATH | tfds:NAME')
+    tfds_label: str = _field("", 'label column for cifar10_n / cifar100_n ("" = the dataset\'s default)')
+    data_dir: str = _field("", 'tensorflow-datasets data_dir ("" = tfds default)')
+    train_limit: int = _field(0, 'use only the first N training samples (0 = all)')
+    test_limit: int = _field(0, 'use only the first N test samples (0 = all)')
+    augment: str = _field("crop,flip", 'comma list of crop, flip; or none')
+    pad: int = _field(4, 'padding of the random crop')
+
+    # noise
+    noise_mode: str = _field("sym", 'sym | asym | none')
+    noise_rate: float = _field(0.5, "fraction r of training samples whose label is resampled (sym) or mapped (asym)")
+    asym_map: str = _field("", '"src:dst,..." (default for asym: the CIFAR-10 / CIFAR-100 map by dataset)')
+    noise_file: str = _field("", 'reference JSON noise file: reused when it exists, written when not')
+
+    # model
+    method: str = _field("dividemix", 'dividemix | standard')
+    backbone: str = _field("small_cnn", "a name from dmkeras.zoo.list_models()")
+    backbone_args: str = _field("", 'extra builder arguments, e.g. "alpha=0.35" or "width=64"')
+    weights: str = _field("", '"" (random init), "imagenet", or a local weights file')
+
+    # optimisation (reference: SGD momentum 0.9, lr / 10 at lr_drop_epoch)
+    epochs: int = _field(300, "number of epochs, warm-up included")
+    warm_up: int = _field(10, "epochs of plain CE training before the first co-divide")
+    lr: float = _field(0.02, "initial SGD learning rate")
+    lr_drop_epoch: int = _field(150, "the learning rate is divided by 10 from this epoch on")
+    momentum: float = _field(0.9, "SGD momentum")
+    weight_decay: float = _field(5e-4, "L2 added to the gradients, as PyTorch SGD weight_decay")
+    batch_size: int = _field(64, 'global batch (labeled; the warm-up uses 2x, as the reference)')
+    eval_batch_size: int = _field(500, "batch of the no-grad passes (co-divide losses, test)")
+
+    # DivideMix
+    mixup_alpha: float = _field(4.0, "MixMatch Beta(alpha, alpha)")
+    temperature: float = _field(0.5, "sharpening temperature T")
+    p_threshold: float = _field(0.5, "a sample is labeled when its clean probability exceeds this")
+    lambda_u: float = _field(25.0, "weight of the unlabeled loss L_u after its ramp-up")
+    rampup_epochs: float = _field(16.0, "epochs over which lambda_u ramps up linearly after warm-up")
+    loss_history: int = _field(1, 'average normalised losses over the last K epochs (5 at 90% noise)')
+    confidence_penalty: str = _field("auto", 'auto (= on under asym noise) | on | off; warm-up only')
+
+    # run
+    seed: int = _field(0, "seeds noise, initialisation, shuffling, augmentation and mixing")
+    strategy: str = _field("default", 'default | mirrored')
+    cpu_replicas: int = _field(0, 'mirrored on a CPU-only machine: split the CPU into N logical devices')
+    workdir: str = _field("", "run directory: config, metrics.csv, summary.json, weights, plots")
+    verbose: int = _field(1, '0 silent, 1 progress bars, 2 one line per pass')
+    def validate(self) -> "TrainConfig":
+        """Raise DmkerasError naming the first bad setting; return self when all are fine."""
+
+        def check(ok, message):
+            if not ok:
+                raise DmkerasError(message)
+
+        check(self.method in METHODS, f"--method must be one of {', '.join(METHODS)}, got {self.method!r}")
+        check(self.noise_mode in NOISE_MODES, f"--noise_mode must be one of {', '.join(NOISE_MODES)}, got {self.noise_mode!r}")
+        check(0.0 <= self.noise_rate <= 1.0, f"--noise_rate must be in [0, 1], got {self.noise_rate}")
+        check(self.strategy in STRATEGIES, f"--strategy must be one of {', '.join(STRATEGIES)}, got {self.strategy!r}")
+        check(
+            self.confidence_penalty in CONFIDENCE_PENALTY,
+            f"--confidence_penalty must be one of {', '.join(CONFIDENCE_PENALTY)}, got {self.confidence_penalty!r}",
+        )
+        check(self.epochs >= 1, f"--epochs must be >= 1, got {self.epochs}")
+        check(0 <= self.warm_up <= self.epochs, f"--warm_up must be in [0, epochs={self.epochs}], got {self.warm_up}")
+        check(self.lr > 0, f"--lr must be > 0, got {self.lr}")
+        check(self.lr_drop_epoch >= 0, f"--lr_drop_epoch must be >= 0, got {self.lr_drop_epoch}")
+        check(0.0 <= self.momentum < 1.0, f"--momentum must be in [0, 1), got {self.momentum}")
+        check(self.weight_decay >= 0, f"--weight_decay must be >= 0, got {self.weight_decay}")
+        check(self.batch_size >= 1, f"--batch_size must be >= 1, got {self.batch_size}")
+        check(self.eval_batch_size >= 1, f"--eval_batch_size must be >= 1, got {self.eval_batch_size}")
+        check(self.mixup_alpha > 0, f"--mixup_alpha must be > 0, got {self.mixup_alpha}")
+        check(self.temperature > 0, f"--temperature must be > 0, got {self.temperature}")
+        check(0.0 <= self.p_threshold <= 1.0, f"--p_threshold must be in [0, 1], got {self.p_threshold}")
+        check(self.lambda_u >= 0, f"--lambda_u must be >= 0, got {self.lambda_u}")
+        check(self.rampup_epochs > 0, f"--rampup_epochs must be > 0, got {self.rampup_epochs}")
+        check(self.loss_history >= 1, f"--loss_history must be >= 1, got {self.loss_history}")
+        check(self.train_limit >= 0, f"--train_limit must be >= 0, got {self.train_limit}")
+        check(self.test_limit >= 0, f"--test_limit must be >= 0, got {self.test_limit}")
+        check(self.pad >= 0, f"--pad must be >= 0, got {self.pad}")
+        check(self.cpu_replicas >= 0, f"--cpu_replicas must be >= 0, got {self.cpu_replicas}")
+        check(self.verbose in (0, 1, 2), f"--verbose must be 0, 1 or 2, got {self.verbose}")
+        check(bool(self.workdir), "--workdir is required")
+        parse_backbone_args(self.backbone_args)
+        return self
+
+    @property
+    def use_confidence_penalty(self) -> bool:
+        """The reference adds it in warm-up under asymmetric noise only."""
+        if self.confidence_penalty == "auto":
+            return self.noise_mode == "asym"
+        return self.confidence_penalty == "on"
+
+    def to_json(self) -> str:
+        return json.dumps(dataclasses.asdict(self), indent=2, sort_keys=True)
+
+
+def parse_backbone_args(text: str) -> dict:
+    """"alpha=0.35,width=64" -> {"alpha": 0.35, "width": 64} (ints, floats, true/false, strings)."""
+    args = {}
+    for item in filter(None, (t.strip() for t in text.split(","))):
+        key, sep, value = item.partition("=")
+        if not sep or not key.strip():
+            raise DmkerasError(f"--backbone_args: expected key=value, got {item!r}")
+        args[key.strip()] = _parse_scalar(value.strip())
+    return args
+
+
+def _parse_scalar(value: str):
+    if value.lower() in ("true", "false"):
+        return value.lower() == "true"
+    for cast in (int, float):
+        try:
+            return cast(value)
+        except ValueError:
+            pass
+    return value

@@ -1,0 +1,360 @@
+"""Image classification data sources: scikit-learn digits, npz files and tensorflow-datasets.
+
+`load_source(spec)` returns a :class:`SplitData` with uint8 images of shape (N, H, W, C), int64
+labels in [0, num_classes) and per-channel normalisation constants for images scaled to [0, 1].
+Every problem with the user's data raises :class:`dmkeras.errors.DmkerasError`.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+
+import numpy as np
+
+from dmkeras.errors import DmkerasError
+
+__all__ = ["SplitData", "load_source", "CIFAR10_N_LABELS", "NORMALISATION", "SPEC_FORMS"]
+
+SPEC_FORMS = "'digits', 'npz:PATH' or 'tfds:NAME'"
+
+# (mean, std) per channel for images in [0, 1], as in the reference's transforms.Normalize.
+_CIFAR10_NORM = ((0.4914, 0.4822, 0.4465), (0.2023, 0.1994, 0.2010))
+_CIFAR100_NORM = ((0.507, 0.487, 0.441), (0.267, 0.256, 0.276))
+NORMALISATION: dict[str, tuple[tuple[float, ...], tuple[float, ...]]] = {
+    "cifar10": _CIFAR10_NORM,
+    "cifar10_n": _CIFAR10_NORM,
+    "cifar100": _CIFAR100_NORM,
+    "cifar100_n": _CIFAR100_NORM,
+}
+
+# Noisy label columns of tfds `cifar10_n` (train split only; -1 in the test split).
+CIFAR10_N_LABELS = ("aggre_label", "random_label1", "random_label2", "random_label3", "worse_label")
+_CIFAR10_N_DEFAULT = "worse_label"
+# tfds `cifar100_n` has a single noisy column (plus 'label' and 'coarse_label').
+_CIFAR100_N_LABELS = ("noise_label",)
+
+_STD_FLOOR = 1e-3
+_TFDS_BATCH = 2048
+_DIGITS_TEST_SIZE = 297
+_NPZ_REQUIRED = ("x_train", "y_train", "x_test", "y_test")
+
+
+@dataclasses.dataclass
+class SplitData:
+    """A train/test split.
+
+    `y_train` holds the training labels as given by the source (for cifar10_n / cifar100_n: the
+    human noisy labels). `y_train_clean` holds the true training labels when the source has
+    separate ones (cifar10_n / cifar100_n: the original CIFAR label; npz: optional key); it is
+    None for ordinary clean sources, whose `y_train` is the ground truth.
+    """
+
+    name: str
+    x_train: np.ndarray  # uint8 (N, H, W, C)
+    y_train: np.ndarray  # int64 (N,)
+    x_test: np.ndarray
+    y_test: np.ndarray
+    num_classes: int
+    mean: tuple[float, ...]  # per channel, for images scaled to [0, 1]
+    std: tuple[float, ...]
+    y_train_clean: np.ndarray | None = None
+    class_names: list[str] | None = None
+
+    @property
+    def image_shape(self) -> tuple[int, int, int]:
+        """(H, W, C) of one image."""
+        return tuple(int(d) for d in self.x_train.shape[1:])
+
+
+# --------------------------------------------------------------------------------------------
+# public entry point
+
+
+def load_source(spec: str, *, tfds_label: str | None = None, data_dir: str | None = None,
+                num_classes: int | None = None) -> SplitData:
+    """Loads ``digits``, ``npz:PATH`` or ``tfds:NAME``.
+
+    tfds_label: for ``tfds:cifar10_n`` the noisy column (one of CIFAR10_N_LABELS, default
+        worse_label); for ``tfds:cifar100_n`` only ``noise_label``; for other tfds datasets the
+        label feature to use (default ``label``). Not allowed for other specs.
+    data_dir: tensorflow-datasets data directory (tfds specs only).
+    num_classes: overrides the number of classes (labels are checked against it); by default
+        10 for digits, max label + 1 for npz, the label feature's class count for tfds.
+    """
+    if not isinstance(spec, str):
+        raise DmkerasError(f"data source must be a string ({SPEC_FORMS}), got {spec!r}")
+    if num_classes is not None:
+        if isinstance(num_classes, bool) or not isinstance(num_classes, (int, np.integer)) or num_classes < 1:
+            raise DmkerasError(f"num_classes must be a positive integer, got {num_classes!r}")
+        num_classes = int(num_classes)
+    kind, _, rest = spec.partition(":")
+    if kind == "tfds" and rest:
+        return _load_tfds(rest, tfds_label=tfds_label, data_dir=data_dir, num_classes=num_classes)
+    if tfds_label is not None:
+        raise DmkerasError(f"tfds_label={tfds_label!r} only applies to 'tfds:NAME' sources, not {spec!r}")
+    if data_dir is not None:
+        raise DmkerasError(f"data_dir only applies to 'tfds:NAME' sources, not {spec!r}")
+    if spec == "digits":
+        return _load_digits(num_classes)
+    if kind == "npz" and rest:
+        return _load_npz(rest, num_classes)
+    raise DmkerasError(f"unknown data source {spec!r}; expected {SPEC_FORMS}")
+
+
+# --------------------------------------------------------------------------------------------
+# validation and conversion helpers
+
+
+def _images_to_uint8(x, what: str) -> np.ndarray:
+    """(N,H,W) or (N,H,W,1|3) uint8, or float in [0,1] -> uint8 (N,H,W,C)."""
+    x = np.asarray(x)
+    if x.ndim == 3:
+        x = x[..., np.newaxis]
+    elif x.ndim != 4:
+        raise DmkerasError(f"{what}: images must have shape (N,H,W) or (N,H,W,C), got {x.shape}")
+    if x.shape[-1] not in (1, 3):
+        raise DmkerasError(f"{what}: images must have 1 or 3 channels, got {x.shape[-1]} (shape {x.shape})")
+    if x.shape[0] == 0:
+        raise DmkerasError(f"{what}: split is empty")
+    if x.shape[1] == 0 or x.shape[2] == 0:
+        raise DmkerasError(f"{what}: images have zero size, shape {x.shape}")
+    if x.dtype == np.uint8:
+        return np.ascontiguousarray(x)
+    if np.issubdtype(x.dtype, np.floating):
+        finite = np.isfinite(x)
+        if not finite.all():
+            raise DmkerasError(f"{what}: {int((~finite).sum())} pixel value(s) are NaN or infinite")
+        lo, hi = float(x.min()), float(x.max())
+        if lo < 0.0 or hi > 1.0:
+            raise DmkerasError(f"{what}: float images must be in [0, 1], got values in [{lo:g}, {hi:g}]")
+        return np.round(x.astype(np.float64) * 255.0).astype(np.uint8)
+    raise DmkerasError(f"{what}: images must be uint8 or float in [0, 1], got dtype {x.dtype}")
+
+
+def _labels_to_int64(y, what: str) -> np.ndarray:
+    y = np.asarray(y)
+    if y.ndim != 1:
+        raise DmkerasError(f"{what}: labels must be a 1-D array, got shape {y.shape}")
+    if y.shape[0] == 0:
+        raise DmkerasError(f"{what}: split is empty")
+    if y.dtype == np.bool_ or not np.issubdtype(y.dtype, np.integer):
+        raise DmkerasError(f"{what}: labels must be integers, got dtype {y.dtype}")
+    return y.astype(np.int64)
+
+
+def _check_range(y: np.ndarray, num_classes: int, what: str) -> None:
+    bad = np.flatnonzero((y < 0) | (y >= num_classes))
+    if bad.size:
+        i = int(bad[0])
+        raise DmkerasError(
+            f"{what}: {bad.size} label(s) outside [0, {num_classes}) (e.g. {int(y[i])} at index {i})"
+        )
+
+
+def _check_lengths(x: np.ndarray, y: np.ndarray, split: str, yname: str = "labels") -> None:
+    if x.shape[0] != y.shape[0]:
+        raise DmkerasError(f"{split}: {x.shape[0]} images but {y.shape[0]} {yname}")
+
+
+def _channel_stats(x: np.ndarray) -> tuple[tuple[float, ...], tuple[float, ...]]:
+    """Per-channel mean/std of x/255 over all pixels (chunked float64 sums; std floored)."""
+    c = x.shape[-1]
+    total = np.zeros(c, np.float64)
+    total_sq = np.zeros(c, np.float64)
+    count = 0
+    step = max(1, 4_000_000 // max(1, int(np.prod(x.shape[1:]))))
+    for start in range(0, x.shape[0], step):
+        chunk = x[start:start + step].reshape(-1, c).astype(np.float64) / 255.0
+        total += chunk.sum(axis=0)
+        total_sq += np.square(chunk).sum(axis=0)
+        count += chunk.shape[0]
+    mean = total / count
+    var = np.maximum(total_sq / count - np.square(mean), 0.0)
+    std = np.maximum(np.sqrt(var), _STD_FLOOR)
+    return tuple(float(v) for v in mean), tuple(float(v) for v in std)
+
+
+def _finish(name, x_train, y_train, x_test, y_test, num_classes, y_train_clean=None,
+            class_names=None, norm_key=None) -> SplitData:
+    """Common checks (shapes agree, ranges) and normalisation constants."""
+    if x_train.shape[1:] != x_test.shape[1:]:
+        raise DmkerasError(
+            f"{name}: train images have shape {x_train.shape[1:]} but test images {x_test.shape[1:]}"
+        )
+    _check_range(y_train, num_classes, f"{name} train")
+    _check_range(y_test, num_classes, f"{name} test")
+    if y_train_clean is not None:
+        _check_range(y_train_clean, num_classes, f"{name} train clean labels")
+    if norm_key in NORMALISATION:
+        mean, std = NORMALISATION[norm_key]
+    else:
+        mean, std = _channel_stats(x_train)
+    if len(mean) != x_train.shape[-1]:
+        raise DmkerasError(
+            f"{name}: expected {len(mean)}-channel images for its normalisation, got {x_train.shape[-1]}"
+        )
+    return SplitData(
+        name=name, x_train=x_train, y_train=y_train, x_test=x_test, y_test=y_test,
+        num_classes=int(num_classes), mean=tuple(mean), std=tuple(std),
+        y_train_clean=y_train_clean, class_names=class_names,
+    )
+
+
+# --------------------------------------------------------------------------------------------
+# digits
+
+
+def _load_digits(num_classes: int | None) -> SplitData:
+    from sklearn.datasets import load_digits
+    from sklearn.model_selection import train_test_split
+
+    digits = load_digits()
+    x = np.round(digits.images.astype(np.float64) * 255.0 / 16.0).astype(np.uint8)[..., np.newaxis]
+    y = digits.target.astype(np.int64)
+    idx_train, idx_test = train_test_split(
+        np.arange(y.shape[0]), test_size=_DIGITS_TEST_SIZE, stratify=y, random_state=0
+    )
+    return _finish(
+        "digits", x[idx_train], y[idx_train], x[idx_test], y[idx_test],
+        10 if num_classes is None else num_classes,
+        class_names=[str(int(t)) for t in digits.target_names],
+    )
+
+
+# --------------------------------------------------------------------------------------------
+# npz
+
+
+def _load_npz(path: str, num_classes: int | None) -> SplitData:
+    if not os.path.isfile(path):
+        raise DmkerasError(f"npz file {path} does not exist")
+    try:
+        with np.load(path, allow_pickle=False) as z:
+            keys = set(z.files)
+            for key in _NPZ_REQUIRED:
+                if key not in keys:
+                    raise DmkerasError(f"npz file {path} is missing key {key!r} (has: {', '.join(sorted(keys)) or 'none'})")
+            arrays = {k: z[k] for k in (*_NPZ_REQUIRED, "y_train_clean") if k in keys}
+    except DmkerasError:
+        raise
+    except Exception as e:  # zipfile.BadZipFile, pickled object arrays, truncated files ...
+        raise DmkerasError(f"cannot read npz file {path}: {type(e).__name__}: {e}") from e
+
+    name = os.path.splitext(os.path.basename(path))[0]
+    x_train = _images_to_uint8(arrays["x_train"], f"{path} x_train")
+    x_test = _images_to_uint8(arrays["x_test"], f"{path} x_test")
+    y_train = _labels_to_int64(arrays["y_train"], f"{path} y_train")
+    y_test = _labels_to_int64(arrays["y_test"], f"{path} y_test")
+    _check_lengths(x_train, y_train, f"{path} train split")
+    _check_lengths(x_test, y_test, f"{path} test split")
+    y_clean = None
+    if "y_train_clean" in arrays:
+        y_clean = _labels_to_int64(arrays["y_train_clean"], f"{path} y_train_clean")
+        _check_lengths(x_train, y_clean, f"{path} train split", "clean labels (y_train_clean)")
+    if num_classes is None:
+        for y, what in ((y_train, "y_train"), (y_test, "y_test"), (y_clean, "y_train_clean")):
+            if y is not None and y.min() < 0:
+                _check_range(y, int(y.max()) + 1, f"{path} {what}")
+        parts = [y_train.max(), y_test.max()] + ([y_clean.max()] if y_clean is not None else [])
+        num_classes = int(max(parts)) + 1
+    return _finish(name, x_train, y_train, x_test, y_test, num_classes, y_train_clean=y_clean)
+
+
+# --------------------------------------------------------------------------------------------
+# tensorflow-datasets
+
+
+def _load_tfds(name: str, *, tfds_label: str | None, data_dir: str | None,
+               num_classes: int | None) -> SplitData:
+    import tensorflow_datasets as tfds
+
+    base = name.split("/")[0].split(":")[0]
+    try:
+        builder = tfds.builder(name, data_dir=data_dir)
+    except tfds.core.registered.DatasetNotFoundError as e:
+        raise DmkerasError(f"unknown tensorflow-datasets dataset {name!r}") from e
+    except Exception as e:
+        raise DmkerasError(f"cannot open tensorflow-datasets dataset {name!r}: {type(e).__name__}: {e}") from e
+    features = builder.info.features
+    feature_names = sorted(features.keys()) if hasattr(features, "keys") else []
+
+    # Which label column feeds y_train / y_test / y_train_clean.
+    clean_key = None
+    if base == "cifar10_n":
+        train_key = _CIFAR10_N_DEFAULT if tfds_label is None else tfds_label
+        if train_key not in CIFAR10_N_LABELS:
+            raise DmkerasError(
+                f"tfds_label for cifar10_n must be one of {', '.join(CIFAR10_N_LABELS)}, got {tfds_label!r}"
+            )
+        test_key = clean_key = "label"
+    elif base == "cifar100_n":
+        train_key = _CIFAR100_N_LABELS[0] if tfds_label is None else tfds_label
+        if train_key not in _CIFAR100_N_LABELS:
+            raise DmkerasError(f"tfds_label for cifar100_n must be 'noise_label', got {tfds_label!r}")
+        test_key = clean_key = "label"
+    else:
+        train_key = test_key = "label" if tfds_label is None else tfds_label
+    for key in {train_key, test_key, clean_key} - {None}:
+        if key not in feature_names:
+            raise DmkerasError(f"tfds dataset {name!r} has no label feature {key!r} (features: {', '.join(feature_names)})")
+        if not hasattr(features[key], "num_classes"):
+            raise DmkerasError(f"tfds dataset {name!r}: feature {key!r} is not a class label")
+    if "image" not in feature_names:
+        raise DmkerasError(f"tfds dataset {name!r} has no 'image' feature (features: {', '.join(feature_names)})")
+    image_shape = getattr(features["image"], "shape", None)
+    if image_shape is None or len(image_shape) != 3 or any(d is None for d in image_shape):
+        raise DmkerasError(f"tfds dataset {name!r}: images must have a fixed (H, W, C) shape, got {image_shape}")
+
+    # batch_size=-1 batches by info.splits.total_num_examples, which is 0 under
+    # tfds.testing.mock_data and makes tf.data abort the process; batch in chunks instead.
+    manual_dir = os.path.join(data_dir or tfds.core.constants.DATA_DIR, "downloads", "manual")
+    try:
+        (ds_train, ds_test), info = tfds.load(
+            name, split=["train", "test"], batch_size=_TFDS_BATCH, data_dir=data_dir, with_info=True
+        )
+        train = _tfds_to_numpy(tfds, ds_train, ("image", train_key, clean_key), f"tfds:{name} train")
+        test = _tfds_to_numpy(tfds, ds_test, ("image", test_key), f"tfds:{name} test")
+    except DmkerasError:
+        raise
+    except Exception as e:
+        root = data_dir or tfds.core.constants.DATA_DIR
+        hint = (
+            f"it is not available offline: prepare it under {root} where internet access exists "
+            "(tfds build / tfds.load) and pass that data_dir"
+        )
+        if getattr(builder, "MANUAL_DOWNLOAD_INSTRUCTIONS", None):
+            hint += (f"; it also needs manual data: put the files listed on the tfds catalog page "
+                     f"for {base} in {manual_dir}")
+        msg = str(e).strip().splitlines()[0] if str(e).strip() else ""
+        raise DmkerasError(f"tfds dataset {name!r} could not be loaded ({type(e).__name__}: {msg[:300]}); {hint}") from e
+
+    label_feature = info.features[train_key]
+    if num_classes is None:
+        num_classes = int(label_feature.num_classes)
+    names = getattr(info.features[test_key], "names", None)
+    class_names = list(names) if names else None
+
+    x_train = _images_to_uint8(train["image"], f"tfds:{name} train images")
+    x_test = _images_to_uint8(test["image"], f"tfds:{name} test images")
+    y_train = _labels_to_int64(train[train_key], f"tfds:{name} train {train_key}")
+    y_test = _labels_to_int64(test[test_key], f"tfds:{name} test {test_key}")
+    _check_lengths(x_train, y_train, f"tfds:{name} train split")
+    _check_lengths(x_test, y_test, f"tfds:{name} test split")
+    y_clean = None
+    if clean_key is not None:
+        y_clean = _labels_to_int64(train[clean_key], f"tfds:{name} train {clean_key}")
+        _check_lengths(x_train, y_clean, f"tfds:{name} train split", f"{clean_key} labels")
+    return _finish(base, x_train, y_train, x_test, y_test, num_classes, y_train_clean=y_clean,
+                   class_names=class_names, norm_key=base)
+
+
+def _tfds_to_numpy(tfds, ds, keys, what: str) -> dict[str, np.ndarray]:
+    keys = [k for k in dict.fromkeys(keys) if k is not None]
+    parts: dict[str, list[np.ndarray]] = {k: [] for k in keys}
+    for batch in tfds.as_numpy(ds):
+        for k in keys:
+            parts[k].append(np.asarray(batch[k]))
+    if not parts[keys[0]]:
+        raise DmkerasError(f"{what}: split is empty")
+    return {k: np.concatenate(v, axis=0) for k, v in parts.items()}

@@ -1,0 +1,217 @@
+"""One training run from a `TrainConfig`: data -> noise -> models -> training -> run directory.
+
+`launch.train` parses flags into a TrainConfig and calls `run`; everything else lives here so
+that a notebook can do the same with `run(TrainConfig(...))`.
+"""
+
+import dataclasses
+import logging
+import os
+import time
+
+import numpy as np
+
+from dmkeras import callbacks as callbacks_lib
+from dmkeras import distribute, trainer, zoo
+from dmkeras.codivide import CoDivide
+from dmkeras.config import TrainConfig, parse_backbone_args
+from dmkeras.data import noise as noise_lib
+from dmkeras.data import pipeline, sources
+from dmkeras.data.augment import AugmentConfig
+from dmkeras.errors import DmkerasError
+
+log = logging.getLogger("dmkeras")
+
+
+@dataclasses.dataclass
+class NoisyData:
+    """A source with the noisy training labels a run trains on."""
+
+    split: sources.SplitData
+    labels: np.ndarray  # the (noisy) labels training sees
+    true_labels: np.ndarray | None  # the clean labels when known
+    noise_rate_actual: float | None
+    noise_file_reused: bool = False
+
+
+def load_data(config: TrainConfig) -> NoisyData:
+    """Load the dataset, cut it to the requested size and apply (or reuse) the label noise."""
+    split = sources.load_source(config.dataset, tfds_label=config.tfds_label or None, data_dir=config.data_dir or None)
+    if config.train_limit:
+        split = dataclasses.replace(
+            split,
+            x_train=split.x_train[: config.train_limit],
+            y_train=split.y_train[: config.train_limit],
+            y_train_clean=None if split.y_train_clean is None else split.y_train_clean[: config.train_limit],
+        )
+    if config.test_limit:
+        split = dataclasses.replace(split, x_test=split.x_test[: config.test_limit], y_test=split.y_test[: config.test_limit])
+
+    if split.y_train_clean is not None:  # the dataset carries its own noise (cifar10_n, npz with y_train_clean)
+        if config.noise_mode != "none":
+            raise DmkerasError(
+                f"{config.dataset} already has noisy labels (its true labels are given separately): use --noise_mode=none"
+            )
+        labels, true_labels, reused = split.y_train, split.y_train_clean, False
+    elif config.noise_mode == "none" or config.noise_rate == 0:
+        labels, true_labels, reused = split.y_train, split.y_train, False
+    else:
+        asym_map = asymmetric_map(config, split) if config.noise_mode == "asym" else None
+        args = dict(mode=config.noise_mode, rate=config.noise_rate, num_classes=split.num_classes, seed=config.seed, asym_map=asym_map)
+        if config.noise_file:
+            labels, reused = noise_lib.noisy_labels_from_file_or_new(config.noise_file, split.y_train, **args)
+        else:
+            labels, reused = noise_lib.make_noisy_labels(split.y_train, **args), False
+        true_labels = split.y_train
+    rate = noise_lib.realised_noise_rate(labels, true_labels) if true_labels is not None else None
+    return NoisyData(split=split, labels=np.asarray(labels, np.int64), true_labels=true_labels, noise_rate_actual=rate, noise_file_reused=reused)
+
+
+def asymmetric_map(config: TrainConfig, split: sources.SplitData) -> dict:
+    """--asym_map when given; otherwise the CIFAR-10 or CIFAR-100 map of the paper's benchmarks."""
+    if config.asym_map:
+        return noise_lib.parse_asym_map(config.asym_map, split.num_classes)
+    name = config.dataset.removeprefix("tfds:")
+    if name.startswith("cifar100"):
+        return noise_lib.cifar100_asym_map()
+    if name.startswith("cifar10"):
+        return dict(noise_lib.CIFAR10_ASYM_MAP)
+    raise DmkerasError(f"--noise_mode=asym on {config.dataset} needs --asym_map (e.g. --asym_map=3:5,5:3,7:1)")
+
+
+def build_model(config: TrainConfig, num_classes: int, input_shape):
+    """The DivideMixModel (or StandardModel) of `config`, compiled, in the current strategy scope."""
+    import keras
+
+    from dmkeras.model import DivideMixModel, StandardModel
+
+    kwargs = parse_backbone_args(config.backbone_args)
+    weights = config.weights or None
+
+    def backbone(name):
+        net = zoo.create_model(config.backbone, num_classes, tuple(input_shape), weights=weights, **kwargs)
+        net.name = name  # distinct names, so that both nets' weights save side by side
+        return net
+
+    def sgd():
+        return keras.optimizers.SGD(learning_rate=config.lr, momentum=config.momentum)
+
+    if config.method == "standard":
+        model = StandardModel(
+            backbone("net1"), num_classes=num_classes, weight_decay=config.weight_decay, confidence_penalty=config.use_confidence_penalty
+        )
+        model.compile(sgd())
+    else:
+        model = DivideMixModel(
+            backbone("net1"),
+            backbone("net2"),
+            num_classes=num_classes,
+            temperature=config.temperature,
+            mixup_alpha=config.mixup_alpha,
+            weight_decay=config.weight_decay,
+            confidence_penalty=config.use_confidence_penalty,
+        )
+        model.compile(sgd(), sgd())
+    return model
+
+
+def run(config: TrainConfig) -> dict:
+    """Train as `config` says, write the run directory, print and return summary.json's content."""
+    config.validate()
+    strategy = distribute.make_strategy(config.strategy, config.cpu_replicas)  # before TF touches devices
+    import keras
+
+    os.makedirs(config.workdir, exist_ok=True)
+    callbacks_lib.write_json_atomic(os.path.join(config.workdir, "config.json"), dataclasses.asdict(config))
+    data = load_data(config)
+    split = data.split
+    noise_lib.save_noise_file(os.path.join(config.workdir, "noisy_labels.json"), data.labels)
+    if data.noise_rate_actual is not None:
+        print(
+            f"{config.dataset}: {len(data.labels)} training / {len(split.y_test)} test images {split.image_shape}, "
+            f"{split.num_classes} classes; noise {config.noise_mode} {config.noise_rate:g}: "
+            f"{data.noise_rate_actual:.4f} of the training labels are wrong"
+            + (f" (reused {config.noise_file})" if data.noise_file_reused else ""),
+            flush=True,
+        )
+
+    keras.utils.set_random_seed(config.seed)
+    with strategy.scope():
+        model = build_model(config, split.num_classes, split.image_shape)
+    if config.verbose:
+        print(f"{config.method} with 2 x {config.backbone}" if config.method == "dividemix" else f"standard CE with {config.backbone}",
+              f"({model.nets[0].count_params():,} parameters each), strategy {config.strategy} "
+              f"({strategy.num_replicas_in_sync} replica(s))", flush=True)
+
+    bank = pipeline.ImageBank(split.x_train, split.mean, split.std, AugmentConfig.parse(config.augment, config.pad))
+    test_data = pipeline.holdout_dataset(split.x_test, split.y_test, split.mean, split.std, config.eval_batch_size)
+    codivide = CoDivide(
+        bank,
+        data.labels,
+        warm_up=config.warm_up,
+        batch_size=config.batch_size,
+        p_threshold=config.p_threshold,
+        loss_history=config.loss_history,
+        eval_batch_size=config.eval_batch_size,
+        true_labels=data.true_labels,
+        num_nets=len(model.nets),
+        seed=config.seed,
+    )
+    recorder = callbacks_lib.RunRecorder(
+        config.workdir,
+        epochs=config.epochs,
+        num_samples=len(data.labels),
+        noise_rate_actual=data.noise_rate_actual,
+        codivide=codivide,
+        verbose=config.verbose,
+    )
+    started = time.time()
+    try:
+        trainer.train(
+            model,
+            codivide,
+            epochs=config.epochs,
+            test_data=test_data,
+            warm_up=config.warm_up,
+            lambda_u=config.lambda_u,
+            rampup_epochs=config.rampup_epochs,
+            callbacks=[callbacks_lib.StepDecay(config.lr, config.lr_drop_epoch), recorder],
+            seed=config.seed,
+            verbose=config.verbose,
+        )
+    finally:  # also on Ctrl-C: keep the weights and plots of the epochs that finished
+        save_weights(model, config.workdir)
+    summary = dict(recorder.summary, wall_time_s=time.time() - started)
+    callbacks_lib.write_json_atomic(os.path.join(config.workdir, "summary.json"), summary)
+    if config.verbose:
+        print(result_table(config, summary))
+    return summary
+
+
+def save_weights(model, workdir: str) -> None:
+    """Each net as a reloadable `.keras` file (architecture + weights)."""
+    for k, net in enumerate(model.nets):
+        net.save(os.path.join(workdir, f"net{k + 1}.keras"))
+
+
+def result_table(config: TrainConfig, summary: dict) -> str:
+    def pct(v):
+        return "-" if v is None else f"{100 * v:.2f}%"
+
+    def num(v, fmt):
+        return "-" if v is None else format(v, fmt)
+
+    rows = [
+        ("ensemble test accuracy, best", pct(summary["test_acc_best"])),
+        ("ensemble test accuracy, last 10 epochs", pct(summary["test_acc_last"])),
+        ("division AUC, last epoch", num(summary["division_auc_last"], ".4f")),
+        ("labeled fraction, last epoch", num(summary["labeled_fraction_last"], ".3f")),
+        ("actual noise rate", num(summary["noise_rate_actual"], ".4f")),
+        ("epochs", f"{summary['epochs']}/{summary['epochs_planned']}"),
+        ("wall time", f"{summary['wall_time_s']:.0f} s"),
+    ]
+    width = max(len(name) for name, _ in rows)
+    title = f"Result: {config.method}, {config.backbone}, {config.dataset}, {config.noise_mode} {config.noise_rate:g}"
+    lines = [title, "-" * len(title)] + [f"{name:<{width}}  {value}" for name, value in rows]
+    lines.append(f"(run directory: {config.workdir})")
+    return "\n".join(lines)

@@ -1,0 +1,95 @@
+"""The tensor maths of DivideMix (Li, Socher & Hoi, ICLR 2020, arXiv:2002.07394).
+
+Small pure functions named after the paper (sections cited) and its reference code. Losses come
+per row (not averaged) so that the train steps can normalise them by the *global* batch size
+under a `tf.distribute` strategy.
+"""
+
+import numpy as np
+import tensorflow as tf
+
+
+def sharpen(probs, temperature):
+    """Temperature sharpening (Sec. 3.2): p^(1/T) / sum_c p_c^(1/T), row-wise."""
+    powered = tf.pow(probs, 1.0 / temperature)
+    return powered / tf.reduce_sum(powered, axis=-1, keepdims=True)
+
+
+def co_refine(labels_onehot, clean_prob, probs_view1, probs_view2, temperature):
+    """Label co-refinement (Sec. 3.2) for labeled samples.
+
+    The given label is blended with the *training* net's own prediction averaged over two views,
+    weighted by the clean probability `w` that the *other* net's GMM gave the sample, then sharpened.
+    """
+    w = tf.reshape(tf.cast(clean_prob, probs_view1.dtype), [-1, 1])
+    predicted = (probs_view1 + probs_view2) / 2.0
+    refined = w * labels_onehot + (1.0 - w) * predicted
+    return sharpen(refined, temperature)
+
+
+def co_guess(probs_list, temperature):
+    """Label co-guessing (Sec. 3.2): average both nets' predictions on both views, then sharpen."""
+    return sharpen(tf.add_n(list(probs_list)) / float(len(probs_list)), temperature)
+
+
+def sample_mix_lambda(rng: np.random.Generator, alpha: float) -> float:
+    """MixMatch's mixing weight: l ~ Beta(alpha, alpha), l = max(l, 1 - l).
+
+    Drawn on the host: `tf.random.gamma` has no XLA kernel and one draw per step is all we need.
+    """
+    lam = float(rng.beta(alpha, alpha))
+    return max(lam, 1.0 - lam)
+
+
+def mixup(inputs, targets, mix_lambda, permutation):
+    """MixMatch mixing (Sec. 3.2): each row mixed with the row `permutation` points at."""
+    lam_x = tf.cast(mix_lambda, inputs.dtype)
+    lam_t = tf.cast(mix_lambda, targets.dtype)
+    mixed_inputs = lam_x * inputs + (1.0 - lam_x) * tf.gather(inputs, permutation)
+    mixed_targets = lam_t * targets + (1.0 - lam_t) * tf.gather(targets, permutation)
+    return mixed_inputs, mixed_targets
+
+
+def random_permutation(n, seed):
+    """A permutation of range(n) from a stateless seed (same seed, same permutation)."""
+    keys = tf.random.stateless_uniform([n], seed=seed)
+    return tf.argsort(keys)
+
+
+def soft_cross_entropy(logits, targets):
+    """Per-row cross-entropy against soft targets: -sum_c t_c log softmax(z)_c (L_x)."""
+    return -tf.reduce_sum(targets * tf.nn.log_softmax(logits, axis=-1), axis=-1)
+
+
+def squared_error(logits, targets):
+    """Per-row sum over classes of (softmax(z) - t)^2 (L_u).
+
+    The reference averages over rows *and* classes, so the caller divides by rows * classes.
+    """
+    return tf.reduce_sum(tf.square(tf.nn.softmax(logits, axis=-1) - targets), axis=-1)
+
+
+def linear_rampup(current_epoch, warm_up, lambda_u, rampup_length=16.0):
+    """lambda_u ramped linearly over `rampup_length` epochs after warm-up (reference `linear_rampup`).
+
+    `current_epoch` is fractional: epoch + batch_index / num_iter.
+    """
+    progress = np.clip((current_epoch - warm_up) / rampup_length, 0.0, 1.0)
+    return float(lambda_u) * float(progress)
+
+
+def negative_entropy(logits):
+    """Per-row sum_c p_c log p_c: the confidence penalty (Sec. 3.1) used in warm-up under asymmetric
+    noise (Pereyra et al. 2017); adding its mean to CE pushes predictions away from over-confidence."""
+    log_probs = tf.nn.log_softmax(logits, axis=-1)
+    return tf.reduce_sum(tf.exp(log_probs) * log_probs, axis=-1)
+
+
+def uniform_prior_penalty(mean_probs):
+    """The regulariser L_reg (Sec. 3.2): sum_c pi_c log(pi_c / mean_probs_c) with a uniform prior pi_c = 1/C.
+
+    `mean_probs` is the softmax averaged over the (global) mixed batch.
+    """
+    num_classes = tf.cast(tf.shape(mean_probs)[-1], mean_probs.dtype)
+    prior = tf.ones_like(mean_probs) / num_classes
+    return tf.reduce_sum(prior * tf.math.log(prior / mean_probs))

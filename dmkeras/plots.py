@@ -1,0 +1,60 @@
+"""PNG plots of a run (matplotlib, no display needed)."""
+
+import matplotlib
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt  # noqa: E402
+import numpy as np  # noqa: E402
+
+
+def training_curves(history: list[dict], num_samples: int, path: str) -> None:
+    """Test accuracy (ensemble and each net), division AUC and labeled fraction per epoch."""
+    epochs = [h["epoch"] for h in history]
+    fig, axes = plt.subplots(1, 2, figsize=(11, 4))
+    ax = axes[0]
+    for key, label in (("test_acc", "ensemble"), ("test_acc_net1", "net 1"), ("test_acc_net2", "net 2")):
+        values = [100 * h[key] if key in h else np.nan for h in history]
+        if not np.all(np.isnan(values)):
+            ax.plot(epochs, values, label=label, lw=2 if key == "test_acc" else 1)
+    ax.set(xlabel="epoch", ylabel="test accuracy (%)", title="Test accuracy")
+    ax.grid(alpha=0.3)
+    ax.legend()
+    ax = axes[1]
+    for k in (1, 2):
+        auc = [h.get(f"net{k}_auc", np.nan) for h in history]
+        frac = [h[f"net{k}_labeled"] / num_samples if f"net{k}_labeled" in h else np.nan for h in history]
+        if not np.all(np.isnan(auc)):
+            ax.plot(epochs, auc, label=f"division AUC, net {k}")
+        if not np.all(np.isnan(frac)):
+            ax.plot(epochs, frac, "--", label=f"labeled fraction, net {k}")
+    ax.set(xlabel="epoch", ylim=(0, 1.02), title="Co-divide quality")
+    ax.grid(alpha=0.3)
+    if ax.lines:
+        ax.legend()
+    fig.tight_layout()
+    fig.savefig(path, dpi=100)
+    plt.close(fig)
+
+
+def loss_distribution(divisions, is_clean, path: str) -> None:
+    """Histogram of the losses each net's GMM was fitted to, split into truly clean and truly
+    noisy samples when that is known, with the fitted GMM component densities."""
+    divisions = [d for d in divisions if d is not None]
+    fig, axes = plt.subplots(1, len(divisions), figsize=(5.5 * len(divisions), 4), squeeze=False)
+    for k, (ax, division) in enumerate(zip(axes[0], divisions)):
+        bins = np.linspace(0, 1, 51)
+        if is_clean is not None:
+            ax.hist(division.losses[is_clean], bins=bins, alpha=0.6, density=False, label="clean label")
+            ax.hist(division.losses[~is_clean], bins=bins, alpha=0.6, density=False, label="noisy label")
+        else:
+            ax.hist(division.losses, bins=bins, alpha=0.6, label="all samples")
+        grid = np.linspace(0, 1, 200)
+        clean_pdf, noisy_pdf = division.fit.pdf(grid)
+        scale = len(division.losses) * (bins[1] - bins[0])
+        ax.plot(grid, scale * clean_pdf, "g-", label="GMM clean component")
+        ax.plot(grid, scale * noisy_pdf, "r-", label="GMM noisy component")
+        ax.set(xlabel="normalised loss", ylabel="samples", title=f"Division made by net {k + 1}")
+        ax.legend()
+    fig.tight_layout()
+    fig.savefig(path, dpi=100)
+    plt.close(fig)

@@ -1,0 +1,102 @@
+"""The epoch loop: Keras callbacks around passes that `CoDivide` plans each epoch.
+
+Keras' own `fit` reads one dataset with a fixed number of steps and calls one compiled train
+function; a DivideMix epoch is two passes (net 1, then net 2) of different lengths over
+pipelines rebuilt every epoch, each with its own compiled step. So the loop is written here,
+with Keras' `CallbackList`, `Progbar` and `evaluate`, and callbacks behave as under `fit`
+(`on_train_begin`, `on_epoch_begin`, `on_epoch_end(epoch, logs)`, `model.stop_training`).
+"""
+
+import time
+
+import keras
+import numpy as np
+import tensorflow as tf
+
+from dmkeras import ops
+from dmkeras.codivide import CoDivide, EpochPass
+from dmkeras.model import SEMI_SUPERVISED
+
+
+def train(
+    model,
+    codivide: CoDivide,
+    *,
+    epochs: int,
+    test_data,
+    warm_up: int,
+    lambda_u: float = 0.0,
+    rampup_epochs: float = 16.0,
+    callbacks=(),
+    initial_epoch: int = 0,
+    seed: int = 0,
+    verbose: int = 1,
+):
+    """Train `model` (DivideMixModel or StandardModel) and return the list of epoch logs.
+
+    Each epoch: `codivide` plans the passes, every pass runs its compiled step over its
+    pipeline, then the test set is evaluated (logged as test_acc, test_acc_net1, test_acc_net2).
+    """
+    callback_list = keras.callbacks.CallbackList([codivide, *callbacks], model=model)
+    history = []
+    model.stop_training = False
+    callback_list.on_train_begin()
+    for epoch in range(initial_epoch, epochs):
+        started = time.time()
+        callback_list.on_epoch_begin(epoch)
+        logs = {"epoch": epoch + 1, **codivide.epoch_logs, "lr": float(model.optimizers[0].learning_rate)}
+        for epoch_pass in codivide.passes:
+            if verbose == 1:
+                print(_pass_title(epoch, epochs, epoch_pass), flush=True)
+            logs.update(
+                run_pass(model, epoch_pass, epoch=epoch, warm_up=warm_up, lambda_u=lambda_u, rampup_epochs=rampup_epochs, seed=seed, verbose=verbose)
+            )
+        logs.update({f"test_{k}": float(v) for k, v in model.evaluate(test_data, verbose=0, return_dict=True).items()})
+        logs["epoch_time_s"] = time.time() - started
+        callback_list.on_epoch_end(epoch, logs)
+        history.append(dict(logs))
+        if model.stop_training:
+            break
+    callback_list.on_train_end(history[-1] if history else {})
+    return history
+
+
+def run_pass(model, epoch_pass: EpochPass, *, epoch, warm_up, lambda_u, rampup_epochs, seed, verbose=1) -> dict:
+    """Run one net's pass; return its mean losses as {"net1_loss": ..., ...}."""
+    prefix = f"net{epoch_pass.net + 1}_"
+    if epoch_pass.num_steps == 0:
+        return {}
+    ssl = epoch_pass.phase == SEMI_SUPERVISED
+    step_fn = model.step_function(epoch_pass.phase, epoch_pass.net, with_unlabeled=epoch_pass.with_unlabeled)
+    rng = np.random.default_rng([seed, epoch, epoch_pass.net, 1])
+    progbar = keras.utils.Progbar(epoch_pass.num_steps, verbose=1 if verbose == 1 else 0)
+    totals = {}
+    iterator = iter(epoch_pass.dataset)
+    for step in range(epoch_pass.num_steps):
+        if ssl:
+            # lambda_u ramps over fractional epochs, as the reference's epoch + batch_idx / num_iter
+            ramp = ops.linear_rampup(epoch + step / epoch_pass.ramp_iterations, warm_up, lambda_u, rampup_epochs)
+            out = step_fn(
+                iterator,
+                tf.constant(ops.sample_mix_lambda(rng, model.mixup_alpha), tf.float32),
+                tf.constant(ramp, tf.float32),
+                tf.constant(rng.integers(2**31, size=2), tf.int64),
+            )
+        else:
+            out = step_fn(iterator)
+        values = {name: float(value) for name, value in out.items()}
+        for name, value in values.items():
+            totals[name] = totals.get(name, 0.0) + value
+        progbar.update(step + 1, values=list(values.items()))
+    means = {prefix + name: total / epoch_pass.num_steps for name, total in totals.items()}
+    if verbose == 2:
+        print(f"  {_pass_title(epoch, None, epoch_pass)}: " + ", ".join(f"{k} {v:.4f}" for k, v in means.items()), flush=True)
+    return means
+
+
+def _pass_title(epoch, epochs, epoch_pass: EpochPass) -> str:
+    of = f"/{epochs}" if epochs else ""
+    what = "warm-up" if epoch_pass.phase != SEMI_SUPERVISED else (
+        f"semi-supervised on {epoch_pass.num_labeled} labeled + {epoch_pass.num_unlabeled} unlabeled"
+    )
+    return f"Epoch {epoch + 1}{of} - net {epoch_pass.net + 1} - {what}"

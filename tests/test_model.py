@@ -1,0 +1,222 @@
+"""DivideMixModel's steps: what they compute, which weights they touch, and the co-divide wiring."""
+
+import keras
+import numpy as np
+import pytest
+import tensorflow as tf
+
+from dmkeras import ops, trainer, zoo
+from dmkeras.codivide import CoDivide
+from dmkeras.data import pipeline
+from dmkeras.data.augment import AugmentConfig
+from dmkeras.distribute import distribute
+from dmkeras.model import SEMI_SUPERVISED, WARMUP, DivideMixModel, StandardModel
+
+NUM_CLASSES = 3
+
+
+def _nets(batchnorm=False, seed=0):
+    keras.utils.set_random_seed(seed)
+    return [zoo.create_model("small_cnn", NUM_CLASSES, (8, 8, 1), width=8, batchnorm=batchnorm) for _ in range(2)]
+
+
+def _model(batchnorm=False, lr=0.1, momentum=0.0, weight_decay=0.0, **kwargs):
+    net1, net2 = _nets(batchnorm)
+    model = DivideMixModel(net1, net2, num_classes=NUM_CLASSES, weight_decay=weight_decay, **kwargs)
+    model.compile(keras.optimizers.SGD(lr, momentum=momentum), keras.optimizers.SGD(lr, momentum=momentum))
+    return model
+
+
+def _bank(n=40, seed=0):
+    images = np.random.default_rng(seed).integers(0, 256, size=(n, 8, 8, 1), dtype=np.uint8)
+    return pipeline.ImageBank(images, (0.5,), (0.25,), AugmentConfig(False, False, 0))
+
+
+def _weights(net):
+    return [w.numpy().copy() for w in net.weights]
+
+
+def _ssl_batch(bank, labeled, unlabeled, labels, clean_prob):
+    plan = [(np.asarray(labeled), np.asarray(unlabeled))]
+    return next(iter(pipeline.ssl_dataset(bank, labels, clean_prob, plan, num_replicas=1, seed=0)))
+
+
+def test_ssl_step_losses_match_a_hand_computation_without_mixing():
+    model = _model()
+    bank = _bank()
+    labels = np.arange(40) % NUM_CLASSES
+    clean_prob = np.linspace(0.2, 0.9, 40)
+    batch = _ssl_batch(bank, range(0, 8), range(20, 28), labels, clean_prob)
+    net1, net2 = model.nets
+    # the expected values, from the ops, before the step changes net 1 (mix lambda 1: no mixing)
+    soft = lambda net, x, training: tf.nn.softmax(net(x, training=training))  # noqa: E731
+    guessed = ops.co_guess([soft(net1, batch["u1"], True), soft(net1, batch["u2"], True), soft(net2, batch["u1"], False), soft(net2, batch["u2"], False)], 0.5)
+    refined = ops.co_refine(tf.one_hot(batch["y"], NUM_CLASSES), batch["w"], soft(net1, batch["x1"], True), soft(net1, batch["x2"], True), 0.5)
+    logits = net1(tf.concat([batch["x1"], batch["x2"], batch["u1"], batch["u2"]], 0), training=True)
+    targets = tf.concat([refined, refined, guessed, guessed], 0)
+    loss_x = tf.reduce_mean(ops.soft_cross_entropy(logits[:16], targets[:16])).numpy()
+    loss_u = tf.reduce_mean(tf.square(tf.nn.softmax(logits[16:]) - targets[16:])).numpy()  # mean over rows and classes
+    penalty = ops.uniform_prior_penalty(tf.reduce_mean(tf.nn.softmax(logits), 0)).numpy()
+
+    out = model.ssl_step(0, batch, tf.constant(1.0), tf.constant(2.0), tf.constant([1, 2], tf.int64))
+    np.testing.assert_allclose(out["loss_x"].numpy(), loss_x, rtol=1e-5)
+    np.testing.assert_allclose(out["loss_u"].numpy(), loss_u, rtol=1e-5)
+    np.testing.assert_allclose(out["penalty"].numpy(), penalty, rtol=1e-4, atol=1e-7)
+    np.testing.assert_allclose(out["loss"].numpy(), loss_x + 2.0 * loss_u + penalty, rtol=1e-5)
+
+
+@pytest.mark.parametrize("k", [0, 1])
+def test_ssl_step_updates_only_the_training_net_including_batchnorm_statistics(k):
+    model = _model(batchnorm=True)
+    bank = _bank()
+    batch = _ssl_batch(bank, range(8), range(20, 28), np.zeros(40, np.int64), np.full(40, 0.7))
+    before = [_weights(n) for n in model.nets]
+    model.ssl_step(k, batch, tf.constant(0.7), tf.constant(1.0), tf.constant([0, 1], tf.int64))
+    after = [_weights(n) for n in model.nets]
+    assert any(not np.array_equal(a, b) for a, b in zip(before[k], after[k]))
+    for a, b in zip(before[1 - k], after[1 - k]):  # the other net, moving statistics included, is untouched
+        np.testing.assert_array_equal(a, b)
+
+
+def test_weight_decay_is_added_to_the_gradient_like_pytorch_sgd():
+    model = _model(lr=0.1, momentum=0.0, weight_decay=0.01)
+    net = model.nets[0]
+    bank = _bank()
+    batch = next(iter(pipeline.warmup_dataset(bank, np.arange(40) % NUM_CLASSES, [np.arange(16)], 1, seed=0)))
+    before = [w.numpy().copy() for w in net.trainable_weights]
+    with tf.GradientTape() as tape:
+        logits = net(batch["x"], training=True)
+        loss = tf.reduce_mean(keras.losses.sparse_categorical_crossentropy(batch["y"], logits, from_logits=True))
+    grads = [g.numpy() for g in tape.gradient(loss, net.trainable_weights)]
+    model.warmup_step(0, batch)
+    for w0, g, w1 in zip(before, grads, net.trainable_weights):
+        np.testing.assert_allclose(w1.numpy(), w0 - 0.1 * (g + 0.01 * w0), rtol=1e-4, atol=1e-6)
+
+
+def test_warmup_step_adds_the_confidence_penalty_when_asked():
+    bank = _bank()
+    batch = next(iter(pipeline.warmup_dataset(bank, np.arange(40) % NUM_CLASSES, [np.arange(16)], 1, seed=0)))
+    model = _model(confidence_penalty=True)
+    logits = model.nets[0](batch["x"], training=True)
+    expected = tf.reduce_mean(ops.negative_entropy(logits)).numpy()
+    out = model.warmup_step(0, batch)
+    np.testing.assert_allclose(out["penalty"].numpy(), expected, rtol=1e-5)
+    np.testing.assert_allclose(out["loss"].numpy(), out["ce"].numpy() + expected, rtol=1e-5)
+    assert set(_model().warmup_step(0, batch)) == {"loss"}
+
+
+def test_step_without_unlabeled_data_trains_on_the_labeled_views():
+    model = _model()
+    bank = _bank()
+    batch = _ssl_batch(bank, range(8), [], np.zeros(40, np.int64), np.full(40, 0.9))
+    assert batch["u1"].shape[0] == 0
+    out = model.ssl_step(0, batch, tf.constant(0.8), tf.constant(25.0), tf.constant([0, 1], tf.int64), with_unlabeled=False)
+    assert out["loss_u"].numpy() == 0.0 and np.isfinite(out["loss"].numpy())
+
+
+def test_test_step_scores_the_ensemble_and_each_net():
+    model = _model()
+    bank = _bank()
+    images = bank.load(tf.range(40))
+    labels = np.arange(40) % NUM_CLASSES
+    result = model.evaluate(tf.data.Dataset.from_tensor_slices((images, labels)).batch(16), verbose=0, return_dict=True)
+    net1, net2 = model.nets
+    for key, logits in (("acc", net1(images) + net2(images)), ("acc_net1", net1(images)), ("acc_net2", net2(images))):
+        assert result[key] == pytest.approx(np.mean(np.argmax(logits, 1) == labels))
+
+
+def _scripted_codivide(model, bank, labels, losses_by_net, warm_up=0):
+    """A CoDivide whose nets' per-sample losses are scripted, to follow which division trains which net."""
+    codivide = CoDivide(bank, labels, warm_up=warm_up, batch_size=4, true_labels=labels, seed=0)
+    codivide.sample_losses = lambda k: losses_by_net[k]
+    codivide.set_model(model)
+    return codivide
+
+
+def test_each_net_trains_on_the_division_made_by_the_other_net():
+    model = _model()
+    bank = _bank(40)
+    labels = np.arange(40) % NUM_CLASSES
+    low_for_net1 = np.where(np.arange(40) < 10, 0.05, 0.9) + np.linspace(0, 0.01, 40)
+    low_for_net2 = np.where((np.arange(40) >= 10) & (np.arange(40) < 30), 0.05, 0.9) + np.linspace(0, 0.01, 40)
+    codivide = _scripted_codivide(model, bank, labels, [low_for_net1, low_for_net2])
+    codivide.on_epoch_begin(0)
+    by_net1, by_net2 = codivide.divisions
+    np.testing.assert_array_equal(by_net1.labeled_indices, np.arange(10))
+    np.testing.assert_array_equal(by_net2.labeled_indices, np.arange(10, 30))
+    pass1, pass2 = codivide.passes
+    assert (pass1.net, pass1.num_labeled, pass1.num_unlabeled) == (0, 20, 20)  # net 1 <- net 2's division
+    assert (pass2.net, pass2.num_labeled, pass2.num_unlabeled) == (1, 10, 30)  # net 2 <- net 1's division
+    seen = sorted(int(round(v)) for batch in pass1.dataset for v in (batch["x1"].numpy()[:, 0, 0, 0] * 0.25 + 0.5) * 255)
+    expected = sorted(bank.images[10:30, 0, 0, 0].tolist())
+    assert seen == expected
+    for batch in pass1.dataset:  # w comes from net 2's GMM
+        assert set(np.round(batch["w"].numpy(), 5)) <= set(np.round(by_net2.clean_prob[10:30].astype(np.float32), 5))
+    assert codivide.epoch_logs["net1_labeled"] == 10 and codivide.epoch_logs["net2_labeled"] == 20
+
+
+def test_both_divisions_are_made_before_either_net_trains_in_the_epoch():
+    model = _model()
+    bank = _bank(40)
+    labels = np.arange(40) % NUM_CLASSES
+    events = []
+    losses = [np.linspace(0, 1, 40) ** 2, np.linspace(1, 0, 40) ** 2]
+    codivide = _scripted_codivide(model, bank, labels, losses)
+
+    def scripted(k):
+        events.append(("divide", k, [w.numpy().copy() for w in model.nets[k].weights]))
+        return losses[k]
+
+    codivide.sample_losses = scripted
+    original = model.step_function
+
+    def spying_step_function(phase, k, with_unlabeled=True):
+        fn = original(phase, k, with_unlabeled)
+
+        def spy(*args):
+            events.append(("step", k, None))
+            return fn(*args)
+
+        return spy
+
+    model.step_function = spying_step_function
+    start = [_weights(n) for n in model.nets]
+    test_data = tf.data.Dataset.from_tensor_slices((bank.load(tf.range(40)), labels)).batch(20)
+    trainer.train(model, codivide, epochs=1, test_data=test_data, warm_up=0, lambda_u=1.0, verbose=0)
+    kinds = [(kind, k) for kind, k, _ in events]
+    first_step = kinds.index(("step", 0))
+    assert kinds[:first_step] == [("divide", 0), ("divide", 1)]
+    assert ("step", 1) in kinds and kinds.index(("step", 1)) > max(i for i, e in enumerate(kinds) if e == ("step", 0))
+    for k in (0, 1):  # each division used the weights the net had at the start of the epoch
+        for a, b in zip(events[k][2], start[k]):
+            np.testing.assert_array_equal(a, b)
+
+
+def test_standard_model_trains_one_net_with_warmup_steps():
+    keras.utils.set_random_seed(0)
+    net = zoo.create_model("small_cnn", NUM_CLASSES, (8, 8, 1), width=8)
+    model = StandardModel(net, num_classes=NUM_CLASSES)
+    model.compile(keras.optimizers.SGD(0.1))
+    assert model.nets == (net,)
+    bank = _bank()
+    labels = np.arange(40) % NUM_CLASSES
+    codivide = CoDivide(bank, labels, warm_up=0, batch_size=8, num_nets=1)
+    test_data = tf.data.Dataset.from_tensor_slices((bank.load(tf.range(40)), labels)).batch(20)
+    history = trainer.train(model, codivide, epochs=2, test_data=test_data, warm_up=0, verbose=0)
+    assert [h["phase"] for h in history] == [WARMUP, WARMUP]
+    assert "net1_loss" in history[0] and "net2_loss" not in history[0] and "test_acc" in history[0]
+
+
+def test_step_functions_are_compiled_once_per_phase_and_net():
+    model = _model()
+    assert model.step_function(WARMUP, 0) is model.step_function(WARMUP, 0)
+    assert model.step_function(SEMI_SUPERVISED, 0) is not model.step_function(SEMI_SUPERVISED, 1)
+
+
+def test_distributed_step_function_runs_on_the_default_strategy():
+    model = _model()
+    bank = _bank()
+    plan = pipeline.ssl_plan(np.arange(8), np.arange(20, 40), 4, np.random.default_rng(0))
+    dataset = distribute(model.distribute_strategy, pipeline.ssl_dataset(bank, np.zeros(40, np.int64), np.full(40, 0.8), plan, 1, 0))
+    out = model.step_function(SEMI_SUPERVISED, 1)(iter(dataset), tf.constant(0.6), tf.constant(1.0), tf.constant([0, 0], tf.int64))
+    assert set(out) == {"loss", "loss_x", "loss_u", "penalty"} and np.isfinite(float(out["loss"]))

@@ -1,0 +1,382 @@
+"""Tests for dmkeras.zoo and the built-in backbones."""
+
+from __future__ import annotations
+
+import keras
+import numpy as np
+import pytest
+
+from dmkeras import zoo
+from dmkeras.errors import DmkerasError
+
+# Small inputs keep builds / forward passes cheap; param counts do not depend
+# on the spatial size.
+SHAPES = {
+    "preact_resnet18": (32, 32, 3),
+    "preact_resnet34": (16, 16, 3),
+    "mobilenet_v2": (32, 32, 3),
+    "small_cnn": (8, 8, 1),
+}
+NUM_CLASSES = 10
+
+# Pinned parameter counts, 10 classes: (trainable, total).
+# preact_resnet18: the DivideMix reference PreResNet.ResNet18 (PreActBlock,
+#   stem conv-BN-ReLU, BN of the block *input* in bn1, no BN in shortcuts, no
+#   final BN) has 11,171,274 parameters in PyTorch (counted by hand from
+#   PreResNet.py); 11,173,962 is the post-activation BasicBlock ResNet-18.
+#   Keras "total" adds the BN moving mean/variance.
+PARAMS = {
+    "preact_resnet18": (11_171_274, 11_178_186),
+    "preact_resnet34": (21_279_434, 21_293_770),
+    "small_cnn": (65_834, 66_218),  # 8x8x1, width 32, batchnorm
+}
+MOBILENET_PARAMS = {  # 32x32x3, 10 classes: (base total, trainable, total)
+    1.0: (2_257_984, 2_236_682, 2_270_794),
+    0.35: (410_208, 408_938, 423_018),
+}
+
+
+def _images(shape, n=2, seed=0):
+    return np.random.default_rng(seed).normal(size=(n, *shape)).astype("float32")
+
+
+def _n_trainable(model):
+    return sum(int(np.prod(w.shape)) for w in model.trainable_weights)
+
+
+def _all_layers(model):
+    for layer in model.layers:
+        yield layer
+        if isinstance(layer, keras.Model):
+            yield from _all_layers(layer)
+
+
+@pytest.fixture(scope="module")
+def built():
+    """Build each model once per module (preact_resnet34 is the slow one)."""
+    cache = {}
+
+    def get(name):
+        if name not in cache:
+            keras.utils.set_random_seed(0)
+            shape = SHAPES.get(name, (32, 32, 3))
+            cache[name] = (zoo.create_model(name, NUM_CLASSES, shape), shape)
+        return cache[name]
+
+    return get
+
+
+# --------------------------------------------------------------------- registry
+
+
+def test_builtin_models_listed():
+    assert zoo.list_models() == ["mobilenet_v2", "preact_resnet18", "preact_resnet34", "small_cnn"]
+
+
+def test_list_models_pattern():
+    assert zoo.list_models("preact*") == ["preact_resnet18", "preact_resnet34"]
+    assert zoo.list_models("*cnn") == ["small_cnn"]
+    assert zoo.list_models("nothing*") == []
+
+
+def test_model_info():
+    info = zoo.model_info("small_cnn")
+    assert info["name"] == "small_cnn"
+    assert isinstance(info["description"], str) and info["description"]
+    with pytest.raises(DmkerasError, match="unknown model"):
+        zoo.model_info("nope")
+
+
+def test_duplicate_registration_raises():
+    with pytest.raises(DmkerasError, match="model 'small_cnn' is already registered"):
+        zoo.register("small_cnn", lambda n, s: None)
+
+
+def test_register_new_model(monkeypatch):
+    monkeypatch.setattr(zoo, "_REGISTRY", dict(zoo._REGISTRY))
+
+    def tiny(num_classes, input_shape, units=4):
+        inputs = keras.Input(input_shape)
+        x = keras.layers.Flatten()(inputs)
+        x = keras.layers.Dense(units)(x)
+        return keras.Model(inputs, keras.layers.Dense(num_classes)(x))
+
+    zoo.register("tiny", tiny, description="test model")
+    assert "tiny" in zoo.list_models()
+    assert zoo.model_info("tiny") == {"name": "tiny", "description": "test model"}
+    model = zoo.create_model("tiny", 3, (4, 4, 1), units=2)
+    assert model(_images((4, 4, 1))).shape == (2, 3)
+    with pytest.raises(DmkerasError, match="already registered"):
+        zoo.register("tiny", tiny)
+
+
+def test_unknown_model_lists_available():
+    with pytest.raises(DmkerasError) as info:
+        zoo.create_model("resnet9000", 10, (32, 32, 3))
+    msg = str(info.value)
+    assert "resnet9000" in msg
+    for name in zoo.list_models():
+        assert name in msg
+
+
+# ------------------------------------------------------------- input checking
+
+
+@pytest.mark.parametrize("num_classes", [1, 0, -3, 2.0, True, "10"])
+def test_bad_num_classes(num_classes):
+    with pytest.raises(DmkerasError, match="num_classes"):
+        zoo.create_model("small_cnn", num_classes, (8, 8, 1))
+
+
+@pytest.mark.parametrize(
+    "shape", [(32, 32), (32, 32, 3, 1), (32, 32, 2), (32, 32, 4), (0, 8, 1), (8.0, 8, 1), 32, None]
+)
+def test_bad_input_shape(shape):
+    with pytest.raises(DmkerasError, match="input_shape"):
+        zoo.create_model("small_cnn", 10, shape)
+
+
+def test_bad_kwarg():
+    with pytest.raises(DmkerasError, match="does not accept 'depth'"):
+        zoo.create_model("small_cnn", 10, (8, 8, 1), depth=3)
+
+
+def test_bad_weights_argument():
+    with pytest.raises(DmkerasError, match="weights must be"):
+        zoo.create_model("small_cnn", 10, (8, 8, 1), weights=3)
+
+
+def test_too_small_inputs():
+    with pytest.raises(DmkerasError, match="at least 4x4"):
+        zoo.create_model("small_cnn", 10, (3, 8, 1))
+    with pytest.raises(DmkerasError, match="at least 8x8"):
+        zoo.create_model("mobilenet_v2", 10, (7, 7, 3))
+
+
+# ------------------------------------------------------------------ building
+
+
+@pytest.mark.parametrize("name", zoo.list_models())
+def test_logits_shape_and_no_softmax(built, name):
+    model, shape = built(name)
+    assert isinstance(model, keras.Model)
+    assert tuple(model.input_shape) == (None, *shape)
+    out = np.asarray(model(_images(shape), training=False))
+    assert out.shape == (2, NUM_CLASSES)
+    assert out.dtype == np.float32
+    # logits, not probabilities
+    assert not np.allclose(out.sum(axis=1), 1.0)
+    for layer in _all_layers(model):
+        assert not isinstance(layer, keras.layers.Lambda), layer.name
+    # the last layer is a linear Dense
+    assert isinstance(model.layers[-1], keras.layers.Dense)
+    assert model.layers[-1].get_config()["activation"] == "linear"
+
+
+def test_small_cnn_other_sizes():
+    model = zoo.create_model("small_cnn", 3, (32, 32, 3))
+    assert model(_images((32, 32, 3))).shape == (2, 3)
+    model = zoo.create_model("small_cnn", 4, (5, 4, 1), width=8)
+    assert model(_images((5, 4, 1))).shape == (2, 4)
+
+
+def test_small_cnn_without_batchnorm():
+    model = zoo.create_model("small_cnn", 10, (8, 8, 1), batchnorm=False)
+    assert not any(isinstance(l, keras.layers.BatchNormalization) for l in model.layers)
+    x = _images((8, 8, 1), n=4)
+    np.testing.assert_array_equal(
+        np.asarray(model(x, training=True))[:2], np.asarray(model(x[:2], training=False))
+    )
+    assert model.count_params() <= 100_000
+
+
+@pytest.mark.parametrize("name", zoo.list_models())
+def test_keras_save_load_round_trip(built, name, tmp_path):
+    model, shape = built(name)
+    assert isinstance(model.get_config(), dict)
+    x = _images(shape, seed=1)
+    path = tmp_path / f"{name}.keras"
+    model.save(path)
+    loaded = keras.models.load_model(path)
+    np.testing.assert_array_equal(
+        np.asarray(model(x, training=False)), np.asarray(loaded(x, training=False))
+    )
+
+
+@pytest.mark.parametrize("name", zoo.list_models())
+def test_weights_file_round_trip(built, name, tmp_path):
+    model, shape = built(name)
+    path = tmp_path / f"{name}.weights.h5"
+    model.save_weights(path)
+    keras.utils.set_random_seed(123)  # a different random init before loading
+    again = zoo.create_model(name, NUM_CLASSES, shape, weights=str(path))
+    x = _images(shape, seed=2)
+    np.testing.assert_array_equal(
+        np.asarray(model(x, training=False)), np.asarray(again(x, training=False))
+    )
+
+
+def test_weights_path_object_and_keras_file(tmp_path):
+    model = zoo.create_model("small_cnn", 10, (8, 8, 1))
+    path = tmp_path / "m.keras"
+    model.save(path)
+    again = zoo.create_model("small_cnn", 10, (8, 8, 1), weights=path)  # PathLike
+    x = _images((8, 8, 1))
+    np.testing.assert_array_equal(np.asarray(model(x)), np.asarray(again(x)))
+
+
+def test_missing_weights_file(tmp_path):
+    path = tmp_path / "nope.weights.h5"
+    with pytest.raises(DmkerasError, match="not found") as info:
+        zoo.create_model("small_cnn", 10, (8, 8, 1), weights=str(path))
+    assert str(path) in str(info.value)
+
+
+def test_weights_file_class_count_mismatch(tmp_path):
+    path = tmp_path / "ten.weights.h5"
+    zoo.create_model("small_cnn", 10, (8, 8, 1)).save_weights(path)
+    with pytest.raises(DmkerasError) as info:
+        zoo.create_model("small_cnn", 5, (8, 8, 1), weights=str(path))
+    msg = str(info.value)
+    assert str(path) in msg
+    assert "(64, 5)" in msg and "(64, 10)" in msg
+    assert "\n" not in msg
+
+
+def test_weights_file_architecture_mismatch(tmp_path):
+    path = tmp_path / "bn.weights.h5"
+    zoo.create_model("small_cnn", 10, (8, 8, 1)).save_weights(path)
+    with pytest.raises(DmkerasError, match="does not fit") as info:
+        zoo.create_model("small_cnn", 10, (8, 8, 1), batchnorm=False, weights=str(path))
+    assert "\n" not in str(info.value)
+
+
+def test_corrupt_weights_file(tmp_path):
+    path = tmp_path / "junk.weights.h5"
+    path.write_text("not hdf5")
+    with pytest.raises(DmkerasError, match="does not fit"):
+        zoo.create_model("small_cnn", 10, (8, 8, 1), weights=str(path))
+    other = tmp_path / "junk.txt"
+    other.write_text("x")
+    with pytest.raises(DmkerasError, match="not supported"):
+        zoo.create_model("small_cnn", 10, (8, 8, 1), weights=str(other))
+
+
+# ------------------------------------------------------------------ imagenet
+
+
+def test_imagenet_unsupported_model():
+    with pytest.raises(DmkerasError, match="no imagenet weights"):
+        zoo.create_model("small_cnn", 10, (8, 8, 1), weights="imagenet")
+    with pytest.raises(DmkerasError, match="no imagenet weights"):
+        zoo.create_model("preact_resnet18", 10, (32, 32, 3), weights="imagenet")
+
+
+def test_imagenet_bad_alpha():
+    with pytest.raises(DmkerasError, match="alpha"):
+        zoo.create_model("mobilenet_v2", 10, (32, 32, 3), weights="imagenet", alpha=0.6)
+    with pytest.raises(DmkerasError, match="alpha"):
+        zoo.create_model("mobilenet_v2", 10, (32, 32, 3), alpha=-1.0)
+
+
+def test_imagenet_download_failure(monkeypatch):
+    from keras.src.utils import file_utils
+
+    def offline(*args, **kwargs):
+        raise Exception("URL fetch failure on https://example.invalid: None -- offline")
+
+    monkeypatch.setattr(file_utils, "get_file", offline)
+    with pytest.raises(DmkerasError, match="could not be downloaded") as info:
+        zoo.create_model("mobilenet_v2", 10, (32, 32, 3), weights="imagenet")
+    assert "local" in str(info.value)
+
+
+def test_mobilenet_small_gray_input_with_imagenet_layout(monkeypatch):
+    """8x8x1 + imagenet: resized to 32x32 and repeated to 3 channels in the model.
+
+    The download is replaced by random init (no network here)."""
+    real = keras.applications.MobileNetV2
+    seen = {}
+
+    def fake(**kwargs):
+        seen.update(kwargs)
+        return real(**{**kwargs, "weights": None})
+
+    monkeypatch.setattr(keras.applications, "MobileNetV2", fake)
+    model = zoo.create_model("mobilenet_v2", 10, (8, 8, 1), weights="imagenet", alpha=0.35)
+    assert seen["weights"] == "imagenet"
+    assert seen["input_shape"] == (32, 32, 3)
+    assert model.input_shape == (None, 8, 8, 1)
+    assert any(isinstance(l, keras.layers.Resizing) for l in model.layers)
+    assert any(isinstance(l, keras.layers.Concatenate) for l in model.layers)
+    assert model(_images((8, 8, 1))).shape == (2, 10)
+
+
+def test_mobilenet_gray_without_imagenet_keeps_one_channel():
+    model = zoo.create_model("mobilenet_v2", 10, (8, 8, 1), alpha=0.35)
+    assert not any(isinstance(l, keras.layers.Concatenate) for l in model.layers)
+    assert model(_images((8, 8, 1))).shape == (2, 10)
+
+
+# ------------------------------------------------------------ pinned counts
+
+
+@pytest.mark.parametrize("name", sorted(PARAMS))
+def test_pinned_param_counts(built, name):
+    model, _ = built(name)
+    trainable, total = PARAMS[name]
+    assert _n_trainable(model) == trainable
+    assert model.count_params() == total
+
+
+@pytest.mark.parametrize("alpha", sorted(MOBILENET_PARAMS))
+def test_pinned_mobilenet_param_counts(built, alpha):
+    if alpha == 1.0:
+        model, shape = built("mobilenet_v2")
+        assert shape == (32, 32, 3)
+    else:
+        model = zoo.create_model("mobilenet_v2", 10, (32, 32, 3), alpha=alpha)
+    base_total, trainable, total = MOBILENET_PARAMS[alpha]
+    base = next(l for l in model.layers if isinstance(l, keras.Model))
+    assert base.count_params() == base_total
+    assert _n_trainable(model) == trainable
+    assert model.count_params() == total
+
+
+# ------------------------------------------------ preact resnet vs reference
+
+
+def test_preact_resnet_matches_reference_layout(built):
+    model, _ = built("preact_resnet18")
+    # PyTorch-style BatchNorm and initialisers
+    bn = model.get_layer("layer1_0_bn1").get_config()
+    assert bn["momentum"] == pytest.approx(0.9) and bn["epsilon"] == pytest.approx(1e-5)
+    conv = model.get_layer("conv1").get_config()
+    assert conv["use_bias"] is False
+    init = conv["kernel_initializer"]["config"]
+    assert init["scale"] == pytest.approx(1 / 3)
+    assert init["mode"] == "fan_in" and init["distribution"] == "uniform"
+    # stem conv -> BN -> ReLU, as in the reference ResNet.forward
+    assert model.get_layer("bn1").input is model.get_layer("conv1").output
+    # the projection shortcut takes the pre-activated input of its block
+    assert model.get_layer("layer2_0_shortcut").input is model.get_layer("layer2_0_relu1").output
+    # identity shortcut otherwise: the add takes the block input itself
+    add_inputs = model.get_layer("layer2_1_add").input
+    assert add_inputs[1] is model.get_layer("layer2_0_add").output
+    # no projection where channels and stride are unchanged
+    names = {l.name for l in model.layers}
+    assert "layer1_0_shortcut" not in names and "layer2_1_shortcut" not in names
+    # stride-2 convs use PyTorch's symmetric padding
+    assert isinstance(model.get_layer("layer3_0_conv1_pad"), keras.layers.ZeroPadding2D)
+    # no BN between the last block and the pooling
+    assert model.get_layer("avgpool").input is model.get_layer("layer4_1_add").output
+    # spatial sizes like PyTorch for 32x32 inputs: 32, 16, 8, 4
+    assert [model.get_layer(f"layer{i}_1_add").output.shape[1] for i in (1, 2, 3, 4)] == [
+        32,
+        16,
+        8,
+        4,
+    ]
+    # linear bias U(-1/sqrt(512), 1/sqrt(512))
+    bias = np.asarray(model.get_layer("linear").bias)
+    assert np.all(np.abs(bias) <= 1 / np.sqrt(512))
