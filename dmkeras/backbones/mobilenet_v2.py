@@ -27,7 +27,7 @@ KERAS_MIN_INPUT_SIZE = 32
 IMAGENET_ALPHAS = (0.35, 0.5, 0.75, 1.0, 1.3, 1.4)
 
 
-def mobilenet_v2(num_classes, input_shape, alpha=1.0, weights=None):
+def mobilenet_v2(num_classes, input_shape, alpha=1.0, weights=None, bn_momentum=0.9):
     """MobileNetV2 backbone + global average pooling + linear logits.
 
     Args:
@@ -43,6 +43,9 @@ def mobilenet_v2(num_classes, input_shape, alpha=1.0, weights=None):
             ImageNet weights for the base (downloaded by keras; the head is
             always randomly initialised).  Loading a local weights file is
             done by ``dmkeras.zoo.create_model``, not here.
+        bn_momentum (float, default 0.9): momentum of every BatchNormalization
+            moving average (PyTorch's default, as the reference; keras.applications
+            would use 0.999).
     """
     if weights not in (None, "imagenet"):
         raise DmkerasError(
@@ -90,6 +93,11 @@ def mobilenet_v2(num_classes, input_shape, alpha=1.0, weights=None):
             f"mobilenet_v2 imagenet weights could not be downloaded ({exc}); "
             "give a local weights file path as weights= instead"
         ) from exc
+    # keras.applications uses BN momentum 0.999, tuned for long ImageNet runs; the default here is
+    # PyTorch's (0.1 there = 0.9 here), as the reference trains, so eval-mode statistics keep up.
+    for layer in base.layers:
+        if isinstance(layer, layers.BatchNormalization):
+            layer.momentum = float(bn_momentum)
     x = base(x)
     x = layers.GlobalAveragePooling2D(name="avgpool")(x)
     logits = layers.Dense(num_classes, name="logits")(x)

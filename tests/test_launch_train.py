@@ -1,0 +1,163 @@
+"""`python -m launch.train` end to end on a small digits subset, and its one-line errors."""
+
+import csv
+import json
+import os
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+
+from dmkeras import metrics
+
+REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+
+
+def _train(*flags, timeout=600):
+    return subprocess.run(
+        [sys.executable, "-m", "launch.train", *flags], cwd=REPO, capture_output=True, text=True, timeout=timeout
+    )
+
+
+def _rows(path):
+    with open(path) as f:
+        return list(csv.DictReader(f))
+
+
+@pytest.fixture(scope="module")
+def dividemix_run(tmp_path_factory):
+    workdir = str(tmp_path_factory.mktemp("run"))
+    noise_file = os.path.join(workdir, "noise", "0.5_sym.json")
+    proc = _train(
+        "--flagfile=launch/configs/digits_sym50.cfg",
+        f"--workdir={workdir}",
+        f"--noise_file={noise_file}",
+        "--train_limit=400",
+        "--test_limit=100",
+        "--epochs=4",
+        "--warm_up=2",
+        "--lr_drop_epoch=3",
+    )
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    return workdir, noise_file, proc
+
+
+def test_run_directory_has_every_file(dividemix_run):
+    workdir, noise_file, _ = dividemix_run
+    for name in ("config.json", "metrics.csv", "summary.json", "net1.keras", "net2.keras", "noisy_labels.json", "curves.png", "loss_distribution.png"):
+        assert os.path.getsize(os.path.join(workdir, name)) > 0, name
+    assert os.listdir(os.path.join(workdir, "tensorboard"))
+    assert os.path.exists(noise_file)
+
+
+def test_config_json_records_the_resolved_flags(dividemix_run):
+    workdir, noise_file, _ = dividemix_run
+    with open(os.path.join(workdir, "config.json")) as f:
+        config = json.load(f)
+    assert config["epochs"] == 4 and config["noise_rate"] == 0.5 and config["backbone"] == "small_cnn"
+    assert config["pad"] == 1 and config["noise_file"] == noise_file  # from the flagfile and the command line
+
+
+def test_metrics_csv_has_one_row_per_epoch_with_phases_lr_and_division(dividemix_run):
+    workdir, _, _ = dividemix_run
+    rows = _rows(os.path.join(workdir, "metrics.csv"))
+    assert list(rows[0].keys()) == metrics.CSV_COLUMNS
+    assert [r["epoch"] for r in rows] == ["1", "2", "3", "4"]
+    assert [r["phase"] for r in rows] == ["warmup", "warmup", "ssl", "ssl"]
+    assert [float(r["lr"]) for r in rows] == pytest.approx([0.02, 0.02, 0.02, 0.002])
+    assert rows[0]["net1_labeled"] == "" and rows[0]["net1_loss_x"] == ""
+    for row in rows[2:]:
+        assert 0 <= int(row["net1_labeled"]) <= 400 and 0 <= float(row["net2_auc"]) <= 1
+        assert float(row["net1_loss"]) > 0 and row["net2_loss_u"] != ""
+    for row in rows:
+        assert 0 <= float(row["test_acc"]) <= 1
+
+
+def test_summary_json_agrees_with_metrics_csv(dividemix_run):
+    workdir, _, _ = dividemix_run
+    rows = _rows(os.path.join(workdir, "metrics.csv"))
+    with open(os.path.join(workdir, "summary.json")) as f:
+        summary = json.load(f)
+    accuracies = [float(r["test_acc"]) for r in rows]
+    assert summary["test_acc_best"] == pytest.approx(max(accuracies), abs=1e-5)
+    assert summary["test_acc_last"] == pytest.approx(np.mean(accuracies), abs=1e-5)  # fewer than 10 epochs: all
+    last = rows[-1]
+    assert summary["division_auc_last"] == pytest.approx((float(last["net1_auc"]) + float(last["net2_auc"])) / 2, abs=1e-5)
+    labeled = (int(last["net1_labeled"]) + int(last["net2_labeled"])) / 2 / 400
+    assert summary["labeled_fraction_last"] == pytest.approx(labeled)
+    with open(os.path.join(workdir, "noisy_labels.json")) as f:
+        noisy = np.array(json.load(f))
+    assert len(noisy) == 400
+    assert summary["epochs"] == 4 and summary["finished"] is True and summary["wall_time_s"] > 0
+    assert 0.35 < summary["noise_rate_actual"] < 0.55  # 0.5 * (1 - 1/10) = 0.45 expected
+
+
+def test_progress_and_result_table_are_printed(dividemix_run):
+    _, _, proc = dividemix_run
+    assert "Epoch 3/4 - net 1 - semi-supervised on" in proc.stdout
+    assert "epoch 4/4 ssl | lr 0.002" in proc.stdout
+    assert "ensemble test accuracy, last 10 epochs" in proc.stdout
+
+
+def test_noise_file_is_reused_by_a_second_run(dividemix_run, tmp_path):
+    _, noise_file, _ = dividemix_run
+    proc = _train(
+        "--dataset=digits", f"--noise_file={noise_file}", "--train_limit=400", "--test_limit=50", "--epochs=1",
+        "--warm_up=1", "--method=standard", "--seed=7", f"--workdir={tmp_path}",
+    )
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    assert f"(reused {noise_file})" in proc.stdout
+    with open(noise_file) as a, open(tmp_path / "noisy_labels.json") as b:
+        assert json.load(a) == json.load(b)
+    rows = _rows(tmp_path / "metrics.csv")
+    assert rows[0]["net2_loss"] == "" and rows[0]["test_acc_net1"] == ""
+
+
+@pytest.mark.parametrize(
+    "flags, message",
+    [
+        (["--dataset=mnist_from_nowhere"], "mnist_from_nowhere"),
+        (["--backbone=resnet9000"], "resnet9000"),
+        (["--noise_rate=1.5"], "--noise_rate must be in [0, 1], got 1.5"),
+        (["--noise_mode=pairflip"], "--noise_mode must be one of"),
+        (["--p_threshold=-0.1"], "--p_threshold must be in [0, 1]"),
+        (["--noise_mode=asym"], "needs --asym_map"),
+        (["--asym_map=3:99", "--noise_mode=asym"], "99"),
+    ],
+)
+def test_bad_flags_give_one_clear_line(flags, message, tmp_path):
+    proc = _train("--epochs=1", "--warm_up=1", f"--workdir={tmp_path}", *flags, timeout=120)
+    assert proc.returncode == 2
+    lines = proc.stderr.strip().splitlines()
+    assert lines[-1].startswith("error: ") and message in lines[-1]
+    assert "Traceback" not in proc.stderr
+
+
+def _npz(path, **overrides):
+    rng = np.random.default_rng(0)
+    arrays = {
+        "x_train": rng.integers(0, 256, (20, 8, 8, 1), dtype=np.uint8),
+        "y_train": rng.integers(0, 3, 20),
+        "x_test": rng.integers(0, 256, (6, 8, 8, 1), dtype=np.uint8),
+        "y_test": rng.integers(0, 3, 6),
+    }
+    arrays.update(overrides)
+    np.savez(path, **{k: v for k, v in arrays.items() if v is not None})
+    return path
+
+
+@pytest.mark.parametrize(
+    "overrides, message",
+    [
+        ({"y_train": np.arange(19) % 3}, "19"),
+        ({"x_test": None}, "x_test"),
+        ({"y_train": np.r_[np.zeros(19, int), -1]}, "label"),
+    ],
+)
+def test_bad_data_gives_one_clear_line(overrides, message, tmp_path):
+    path = _npz(tmp_path / "data.npz", **overrides)
+    proc = _train(f"--dataset=npz:{path}", "--epochs=1", "--warm_up=1", f"--workdir={tmp_path / 'run'}", timeout=120)
+    assert proc.returncode == 2, proc.stderr[-2000:]
+    last = proc.stderr.strip().splitlines()[-1]
+    assert last.startswith("error: ") and message in last and "Traceback" not in proc.stderr
