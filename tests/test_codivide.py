@@ -1,0 +1,110 @@
+"""CoDivide at the edges: divisions that leave a set empty or smaller than a batch, any dataset
+size, warm-up passes, and reproducibility of a whole run from its seed."""
+
+import logging
+
+import keras
+import numpy as np
+import pytest
+import tensorflow as tf
+
+from dmkeras import trainer, zoo
+from dmkeras.codivide import CoDivide
+from dmkeras.data import pipeline
+from dmkeras.data.augment import AugmentConfig
+from dmkeras.model import SEMI_SUPERVISED, WARMUP, DivideMixModel
+
+NUM_CLASSES = 3
+
+
+def _setup(n=37, seed=0):
+    keras.utils.set_random_seed(seed)
+    nets = [zoo.create_model("small_cnn", NUM_CLASSES, (8, 8, 1), width=8) for _ in range(2)]
+    model = DivideMixModel(*nets, num_classes=NUM_CLASSES)
+    model.compile(keras.optimizers.SGD(0.05, momentum=0.9), keras.optimizers.SGD(0.05, momentum=0.9))
+    rng = np.random.default_rng(seed)
+    images = rng.integers(0, 256, size=(n, 8, 8, 1), dtype=np.uint8)
+    labels = rng.integers(0, NUM_CLASSES, size=n)
+    bank = pipeline.ImageBank(images, (0.5,), (0.25,), AugmentConfig(True, True, 1))
+    test_data = tf.data.Dataset.from_tensor_slices((bank.load(tf.range(n)), labels)).batch(16)
+    return model, bank, labels, test_data
+
+
+def _train(model, codivide, test_data, epochs=1, warm_up=0):
+    return trainer.train(model, codivide, epochs=epochs, test_data=test_data, warm_up=warm_up, lambda_u=25.0, verbose=0)
+
+
+def test_warmup_passes_cover_all_samples_with_double_batches():
+    model, bank, labels, _ = _setup(n=37)
+    codivide = CoDivide(bank, labels, warm_up=2, batch_size=4)
+    codivide.set_model(model)
+    codivide.on_epoch_begin(0)
+    assert [(p.net, p.phase, p.num_steps) for p in codivide.passes] == [(0, WARMUP, 5), (1, WARMUP, 5)]  # ceil(37 / 8)
+    assert sum(len(b["y"]) for b in codivide.passes[0].dataset) == 37
+
+
+def test_all_losses_equal_labels_everything_and_training_survives_without_unlabeled(caplog):
+    model, bank, labels, test_data = _setup()
+    codivide = CoDivide(bank, labels, warm_up=0, batch_size=8, true_labels=labels)
+    codivide.sample_losses = lambda k: np.full(len(labels), 0.3)  # no evidence of noise: degenerate GMM
+    with caplog.at_level(logging.WARNING, logger="dmkeras"):
+        history = _train(model, codivide, test_data)
+    assert all(p.num_unlabeled == 0 and p.num_labeled == 37 for p in codivide.passes)
+    assert "judged every sample clean" in caplog.text
+    assert history[0]["net1_loss_u"] == 0.0 and np.isfinite(history[0]["net1_loss"])
+    assert history[0]["net1_labeled"] == 37
+
+
+def test_nothing_labeled_skips_the_pass_and_training_goes_on(caplog):
+    model, bank, labels, test_data = _setup()
+    codivide = CoDivide(bank, labels, warm_up=0, batch_size=8, p_threshold=1.0)  # w > 1 never holds
+    codivide.sample_losses = lambda k: np.linspace(0, 1, len(labels)) ** 2
+    before = [w.numpy().copy() for w in model.net1.trainable_weights]
+    with caplog.at_level(logging.WARNING, logger="dmkeras"):
+        history = _train(model, codivide, test_data, epochs=2)
+    assert len(history) == 2 and all(p.num_steps == 0 for p in codivide.passes)
+    assert "labeled no sample" in caplog.text and "net1_loss" not in history[0]
+    for a, b in zip(before, model.net1.trainable_weights):
+        np.testing.assert_array_equal(a, b.numpy())
+    assert "test_acc" in history[1]
+
+
+@pytest.mark.parametrize("labeled_count", [1, 5])
+def test_sets_smaller_than_a_batch(labeled_count):
+    model, bank, labels, test_data = _setup(n=30)
+    losses = np.r_[np.zeros(labeled_count), np.full(30 - labeled_count, 0.9)] + np.linspace(0, 0.01, 30)
+    codivide = CoDivide(bank, labels, warm_up=0, batch_size=16)
+    codivide.sample_losses = lambda k: losses
+    history = _train(model, codivide, test_data)
+    assert codivide.passes[0].num_labeled == labeled_count and codivide.passes[0].num_steps == 1
+    assert np.isfinite(history[0]["net1_loss"]) and np.isfinite(history[0]["net2_loss"])
+    # and the mirror image: an unlabeled set smaller than a batch
+    codivide = CoDivide(bank, labels, warm_up=0, batch_size=16)
+    codivide.sample_losses = lambda k: 0.9 - losses
+    history = _train(model, codivide, test_data)
+    assert codivide.passes[0].num_unlabeled == labeled_count and np.isfinite(history[0]["net1_loss_u"])
+
+
+def test_a_run_is_reproducible_from_its_seed():
+    def run():
+        model, bank, labels, test_data = _setup(n=40, seed=3)
+        codivide = CoDivide(bank, labels, warm_up=1, batch_size=8, seed=3)
+        history = trainer.train(model, codivide, epochs=2, test_data=test_data, warm_up=1, lambda_u=25.0, seed=3, verbose=0)
+        return history, [w.numpy() for w in model.weights]
+
+    (h1, w1), (h2, w2) = run(), run()
+    for a, b in zip(h1, h2):
+        assert {k: v for k, v in a.items() if k != "epoch_time_s"} == {k: v for k, v in b.items() if k != "epoch_time_s"}
+    for a, b in zip(w1, w2):
+        np.testing.assert_array_equal(a, b)
+
+
+def test_ssl_pass_ramp_iterations_follow_the_reference():
+    model, bank, labels, _ = _setup(n=37)
+    codivide = CoDivide(bank, labels, warm_up=0, batch_size=4)
+    codivide.sample_losses = lambda k: np.r_[np.zeros(10), np.ones(27)] + np.linspace(0, 0.01, 37)
+    codivide.set_model(model)
+    codivide.on_epoch_begin(0)
+    first = codivide.passes[0]
+    assert first.phase == SEMI_SUPERVISED and first.num_labeled == 10
+    assert first.ramp_iterations == 10 // 4 + 1 and first.num_steps == 3  # batches: 4, 4, 2
