@@ -83,6 +83,44 @@ class _CoTrainedModel(keras.Model):
             return {"loss": loss, "ce": ce_loss, "penalty": penalty}
         return {"loss": loss}
 
+    # -- evaluation under any strategy ---------------------------------------------------------------
+
+    def count_correct(self, images, labels):
+        """Per-replica counts: correct predictions of the ensemble (sum of logits) and of each net."""
+        logits = [net(images, training=False) for net in self.nets]
+        labels = tf.cast(labels, tf.int64)
+
+        def correct(z):
+            return tf.reduce_sum(tf.cast(tf.equal(tf.argmax(z, axis=-1), labels), tf.float32))
+
+        counts = {"rows": tf.cast(tf.shape(labels)[0], tf.float32), "acc": correct(tf.add_n(logits))}
+        if len(logits) > 1:
+            counts.update({f"acc_net{k + 1}": correct(z) for k, z in enumerate(logits)})
+        return counts
+
+    def accuracy(self, dataset) -> dict:
+        """Accuracy of the ensemble (`acc`) and of each net (`acc_net1`, ...) over (image, label) batches.
+
+        Keras' `evaluate` cannot be used under MirroredStrategy when a batch does not split evenly
+        over the replicas (its first-batch build averages the replicas' inputs), so the counts are
+        summed here instead.
+        """
+        strategy = self.distribute_strategy
+        if "accuracy" not in self._step_functions:
+
+            @tf.function
+            def count(batch):
+                per_replica = strategy.run(self.count_correct, args=batch)
+                return {name: strategy.reduce("sum", value, axis=None) for name, value in per_replica.items()}
+
+            self._step_functions["accuracy"] = count
+        totals = {}
+        for batch in strategy.experimental_distribute_dataset(dataset):
+            for name, value in self._step_functions["accuracy"](batch).items():
+                totals[name] = totals.get(name, 0.0) + float(value)
+        rows = totals.pop("rows", 0.0)
+        return {name: value / rows for name, value in totals.items()} if rows else {}
+
     # -- compiled, distributed steps ------------------------------------------------------------------
 
     def step_function(self, phase, k, with_unlabeled=True):

@@ -3,7 +3,7 @@
 Keras' own `fit` reads one dataset with a fixed number of steps and calls one compiled train
 function; a DivideMix epoch is two passes (net 1, then net 2) of different lengths over
 pipelines rebuilt every epoch, each with its own compiled step. So the loop is written here,
-with Keras' `CallbackList`, `Progbar` and `evaluate`, and callbacks behave as under `fit`
+with Keras' `CallbackList` and `Progbar`, and callbacks behave as under `fit`
 (`on_train_begin`, `on_epoch_begin`, `on_epoch_end(epoch, logs)`, `model.stop_training`).
 """
 
@@ -44,14 +44,14 @@ def train(
     for epoch in range(initial_epoch, epochs):
         started = time.time()
         callback_list.on_epoch_begin(epoch)
-        logs = {"epoch": epoch + 1, **codivide.epoch_logs, "lr": float(model.optimizers[0].learning_rate)}
+        logs = {"epoch": epoch + 1, **codivide.epoch_logs, "lr": float(keras.ops.convert_to_numpy(model.optimizers[0].learning_rate))}
         for epoch_pass in codivide.passes:
             if verbose == 1:
                 print(_pass_title(epoch, epochs, epoch_pass), flush=True)
             logs.update(
                 run_pass(model, epoch_pass, epoch=epoch, warm_up=warm_up, lambda_u=lambda_u, rampup_epochs=rampup_epochs, seed=seed, verbose=verbose)
             )
-        logs.update({f"test_{k}": float(v) for k, v in model.evaluate(test_data, verbose=0, return_dict=True).items()})
+        logs.update({f"test_{k}": v for k, v in model.accuracy(test_data).items()})
         logs["epoch_time_s"] = time.time() - started
         callback_list.on_epoch_end(epoch, logs)
         history.append(dict(logs))

@@ -21,7 +21,7 @@ define_flags(TrainConfig)
 def main(argv):
     if len(argv) > 1:
         raise app.UsageError(f"unexpected arguments: {' '.join(argv[1:])}")
-    logging.basicConfig(level=logging.INFO, format="%(levelname)s: %(message)s")
+    logging.getLogger("dmkeras").setLevel(logging.INFO)  # our notices, not TensorFlow's INFO chatter
     from dmkeras import experiment
 
     run_or_exit(lambda: experiment.run(config_from_flags(TrainConfig)))

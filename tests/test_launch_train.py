@@ -114,6 +114,17 @@ def test_noise_file_is_reused_by_a_second_run(dividemix_run, tmp_path):
     assert rows[0]["net2_loss"] == "" and rows[0]["test_acc_net1"] == ""
 
 
+def test_mirrored_strategy_on_two_cpu_devices_runs_end_to_end(tmp_path):
+    proc = _train(
+        "--flagfile=launch/configs/digits_sym50.cfg", "--strategy=mirrored", "--cpu_replicas=2", "--train_limit=200",
+        "--test_limit=51", "--epochs=2", "--warm_up=1", f"--workdir={tmp_path}",
+    )
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    assert "strategy mirrored (2 replica(s))" in proc.stdout
+    rows = _rows(tmp_path / "metrics.csv")
+    assert [r["phase"] for r in rows] == ["warmup", "ssl"] and float(rows[1]["test_acc"]) >= 0
+
+
 @pytest.mark.parametrize(
     "flags, message",
     [
