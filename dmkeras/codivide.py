@@ -88,7 +88,9 @@ class CoDivide(keras.callbacks.Callback):
         return len(self.labels)
 
     def _rng(self, epoch, k):
-        return np.random.default_rng([self.seed, epoch, k])
+        # The last entry tags the stream: numpy drops trailing zeros of a seed list, so without it
+        # [seed, 0, 0] would replay the label-noise stream default_rng(seed) (trainer.py uses 2).
+        return np.random.default_rng([self.seed, epoch, k, 1])
 
     def _replicas(self) -> int:
         return self.model.distribute_strategy.num_replicas_in_sync

@@ -68,7 +68,7 @@ def run_pass(model, epoch_pass: EpochPass, *, epoch, warm_up, lambda_u, rampup_e
         return {}
     ssl = epoch_pass.phase == SEMI_SUPERVISED
     step_fn = model.step_function(epoch_pass.phase, epoch_pass.net, with_unlabeled=epoch_pass.with_unlabeled)
-    rng = np.random.default_rng([seed, epoch, epoch_pass.net, 1])
+    rng = np.random.default_rng([seed, epoch, epoch_pass.net, 2])  # stream tag 2: see CoDivide._rng
     progbar = keras.utils.Progbar(epoch_pass.num_steps, verbose=1 if verbose == 1 else 0)
     totals = {}
     iterator = iter(epoch_pass.dataset)

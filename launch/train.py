@@ -10,12 +10,13 @@ import os
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")  # keep TensorFlow's C++ start-up chatter out of the progress output
 
-from absl import app  # noqa: E402
+from absl import app, flags  # noqa: E402
 
 from dmkeras.config import TrainConfig  # noqa: E402
-from launch.flags_util import config_from_flags, define_flags, run_or_exit  # noqa: E402
+from launch import flags_util  # noqa: E402
 
-define_flags(TrainConfig)
+flags_util.define_flags(TrainConfig)
+flags.adopt_module_key_flags(flags_util)  # so that --helpshort lists them
 
 
 def main(argv):
@@ -24,7 +25,7 @@ def main(argv):
     logging.getLogger("dmkeras").setLevel(logging.INFO)  # our notices, not TensorFlow's INFO chatter
     from dmkeras import experiment
 
-    run_or_exit(lambda: experiment.run(config_from_flags(TrainConfig)))
+    flags_util.run_or_exit(lambda: experiment.run(flags_util.config_from_flags(TrainConfig)))
 
 
 if __name__ == "__main__":

@@ -108,3 +108,20 @@ def test_ssl_pass_ramp_iterations_follow_the_reference():
     first = codivide.passes[0]
     assert first.phase == SEMI_SUPERVISED and first.num_labeled == 10
     assert first.ramp_iterations == 10 // 4 + 1 and first.num_steps == 3  # batches: 4, 4, 2
+
+
+def test_the_first_warmup_pass_is_not_ordered_by_the_label_noise():
+    # the noise picks the first int(r N) of default_rng(seed).permutation(N); the epoch plans must
+    # draw from another stream, or net 1's first warm-up epoch would start with every noisy sample
+    from dmkeras.data.noise import make_noisy_labels
+
+    n, seed = 1000, 0
+    clean = np.arange(n) % 10
+    noisy = make_noisy_labels(clean, "sym", 0.5, 10, seed)
+    model, bank, _, _ = _setup(n=n)
+    codivide = CoDivide(bank, noisy, warm_up=1, batch_size=50, seed=seed)
+    codivide.set_model(model)
+    order = np.concatenate(pipeline.warmup_plan(n, 100, codivide._rng(0, 0)))
+    picked = np.random.default_rng(seed).permutation(n)[:500]
+    first_half = set(order[:500].tolist())
+    assert 200 < len(first_half & set(picked.tolist())) < 300  # ~250 by chance, 500 if the streams were shared

@@ -313,8 +313,11 @@ def _load_tfds(name: str, *, tfds_label: str | None, data_dir: str | None,
         (ds_train, ds_test), info = tfds.load(
             name, split=["train", "test"], batch_size=_TFDS_BATCH, data_dir=data_dir, with_info=True
         )
-        train = _tfds_to_numpy(tfds, ds_train, ("image", train_key, clean_key), f"tfds:{name} train")
-        test = _tfds_to_numpy(tfds, ds_test, ("image", test_key), f"tfds:{name} test")
+        id_key = "id" if "id" in feature_names else None
+        train = _tfds_to_numpy(tfds, ds_train, ("image", train_key, clean_key, id_key), f"tfds:{name} train")
+        test = _tfds_to_numpy(tfds, ds_test, ("image", test_key, id_key), f"tfds:{name} test")
+        if id_key:
+            train, test = _in_original_order(train, id_key), _in_original_order(test, id_key)
     except DmkerasError:
         raise
     except Exception as e:
@@ -349,12 +352,38 @@ def _load_tfds(name: str, *, tfds_label: str | None, data_dir: str | None,
                    class_names=class_names, norm_key=base)
 
 
+def original_order(ids) -> np.ndarray | None:
+    """The permutation that sorts ids like b"train_01234" by their number, or None if they are not
+    all of that form.
+
+    tensorflow-datasets stores CIFAR in a hashed order; the reference's JSON noise files (and the
+    original pickles) index images in the original order, which the `id` feature records.
+    """
+    numbers = []
+    for raw in ids:
+        text = raw.decode() if isinstance(raw, bytes) else str(raw)
+        head, _, tail = text.rpartition("_")
+        if not head or not tail.isdigit():
+            return None
+        numbers.append(int(tail))
+    if len(set(numbers)) != len(numbers):
+        return None
+    return np.argsort(np.array(numbers), kind="stable")
+
+
+def _in_original_order(columns: dict, id_key: str) -> dict:
+    order = original_order(columns.pop(id_key)) if id_key in columns else None
+    return columns if order is None else {k: v[order] for k, v in columns.items()}
+
+
 def _tfds_to_numpy(tfds, ds, keys, what: str) -> dict[str, np.ndarray]:
     keys = [k for k in dict.fromkeys(keys) if k is not None]
     parts: dict[str, list[np.ndarray]] = {k: [] for k in keys}
     for batch in tfds.as_numpy(ds):
         for k in keys:
+            if k == "id" and k not in batch:  # optional: only used to restore the original order
+                continue
             parts[k].append(np.asarray(batch[k]))
     if not parts[keys[0]]:
         raise DmkerasError(f"{what}: split is empty")
-    return {k: np.concatenate(v, axis=0) for k, v in parts.items()}
+    return {k: np.concatenate(v, axis=0) for k, v in parts.items() if v}

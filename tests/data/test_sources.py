@@ -348,3 +348,14 @@ def test_tfds_download_failure_is_wrapped(tfds, monkeypatch, tmp_path):
     with pytest.raises(DmkerasError, match="not available offline.*needs manual data") as e:
         load_source("tfds:cifar10_n", data_dir=str(tmp_path))
     assert str(tmp_path / "downloads" / "manual") in str(e.value)
+
+
+def test_tfds_ids_restore_the_original_cifar_order():
+    # tfds stores CIFAR shuffled; the reference's noise files index the original order
+    from dmkeras.data.sources import original_order
+
+    ids = [b"train_00002", b"train_00000", b"train_00010", b"train_00001"]
+    order = original_order(ids)
+    assert [ids[i] for i in order] == [b"train_00000", b"train_00001", b"train_00002", b"train_00010"]
+    assert original_order([b"x7f3a", b"train_1"]) is None  # not all numbered: keep the stored order
+    assert original_order([b"train_1", b"train_1"]) is None
