@@ -172,14 +172,17 @@ def run(config: TrainConfig) -> dict:
             codivide,
             epochs=config.epochs,
             test_data=test_data,
-            warm_up=config.warm_up,
             lambda_u=config.lambda_u,
             rampup_epochs=config.rampup_epochs,
             callbacks=[callbacks_lib.StepDecay(config.lr, config.lr_drop_epoch), recorder],
             seed=config.seed,
             verbose=config.verbose,
         )
-    finally:  # also on Ctrl-C: keep the weights and plots of the epochs that finished
+    except BaseException:  # Ctrl-C or a failure: keep the plots of the epochs that finished
+        if recorder.history:
+            recorder.write_plots()
+        raise
+    finally:  # and the weights, in every case
         save_weights(model, config.workdir)
     summary = dict(recorder.summary, wall_time_s=time.time() - started)
     callbacks_lib.write_json_atomic(os.path.join(config.workdir, "summary.json"), summary)

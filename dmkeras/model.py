@@ -72,7 +72,7 @@ class _CoTrainedModel(keras.Model):
         global_rows = context.all_reduce("sum", tf.cast(tf.shape(batch["y"])[0], tf.float32))
         with tf.GradientTape() as tape:
             logits = net(batch["x"], training=True)
-            ce = tf.keras.losses.sparse_categorical_crossentropy(batch["y"], logits, from_logits=True)
+            ce = tf.nn.sparse_softmax_cross_entropy_with_logits(labels=batch["y"], logits=logits)
             ce_loss = tf.reduce_sum(ce) / global_rows
             loss = ce_loss
             if self.confidence_penalty:

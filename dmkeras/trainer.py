@@ -24,7 +24,6 @@ def train(
     *,
     epochs: int,
     test_data,
-    warm_up: int,
     lambda_u: float = 0.0,
     rampup_epochs: float = 16.0,
     callbacks=(),
@@ -34,6 +33,7 @@ def train(
 ):
     """Train `model` (DivideMixModel or StandardModel) and return the list of epoch logs.
 
+    `lambda_u` ramps up over `rampup_epochs` from the end of `codivide.warm_up`.
     Each epoch: `codivide` plans the passes, every pass runs its compiled step over its
     pipeline, then the test set is evaluated (logged as test_acc, test_acc_net1, test_acc_net2).
     """
@@ -49,7 +49,7 @@ def train(
             if verbose == 1:
                 print(_pass_title(epoch, epochs, epoch_pass), flush=True)
             logs.update(
-                run_pass(model, epoch_pass, epoch=epoch, warm_up=warm_up, lambda_u=lambda_u, rampup_epochs=rampup_epochs, seed=seed, verbose=verbose)
+                run_pass(model, epoch_pass, epoch=epoch, warm_up=codivide.warm_up, lambda_u=lambda_u, rampup_epochs=rampup_epochs, seed=seed, verbose=verbose)
             )
         logs.update({f"test_{k}": v for k, v in model.accuracy(test_data).items()})
         logs["epoch_time_s"] = time.time() - started

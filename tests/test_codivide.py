@@ -30,8 +30,8 @@ def _setup(n=37, seed=0):
     return model, bank, labels, test_data
 
 
-def _train(model, codivide, test_data, epochs=1, warm_up=0):
-    return trainer.train(model, codivide, epochs=epochs, test_data=test_data, warm_up=warm_up, lambda_u=25.0, verbose=0)
+def _train(model, codivide, test_data, epochs=1):
+    return trainer.train(model, codivide, epochs=epochs, test_data=test_data, lambda_u=25.0, verbose=0)
 
 
 def test_warmup_passes_cover_all_samples_with_double_batches():
@@ -89,7 +89,7 @@ def test_a_run_is_reproducible_from_its_seed():
     def run():
         model, bank, labels, test_data = _setup(n=40, seed=3)
         codivide = CoDivide(bank, labels, warm_up=1, batch_size=8, seed=3)
-        history = trainer.train(model, codivide, epochs=2, test_data=test_data, warm_up=1, lambda_u=25.0, seed=3, verbose=0)
+        history = trainer.train(model, codivide, epochs=2, test_data=test_data, lambda_u=25.0, seed=3, verbose=0)
         return history, [w.numpy() for w in model.weights]
 
     (h1, w1), (h2, w2) = run(), run()

@@ -3,8 +3,10 @@
 import csv
 import json
 import os
+import signal
 import subprocess
 import sys
+import time
 
 import numpy as np
 import pytest
@@ -112,6 +114,31 @@ def test_noise_file_is_reused_by_a_second_run(dividemix_run, tmp_path):
         assert json.load(a) == json.load(b)
     rows = _rows(tmp_path / "metrics.csv")
     assert rows[0]["net2_loss"] == "" and rows[0]["test_acc_net1"] == ""
+
+
+def test_an_interrupted_run_keeps_every_finished_epoch(tmp_path):
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "launch.train", "--flagfile=launch/configs/digits_sym50.cfg", "--train_limit=300",
+         "--test_limit=50", "--epochs=200", "--warm_up=1", f"--workdir={tmp_path}", "--verbose=0"],
+        cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+    )
+    metrics_csv = tmp_path / "metrics.csv"
+    deadline = time.time() + 240
+    while time.time() < deadline and proc.poll() is None:
+        if metrics_csv.exists() and len(metrics_csv.read_text().splitlines()) >= 4:  # header + 3 epochs
+            break
+        time.sleep(0.5)
+    proc.send_signal(signal.SIGINT)
+    _, stderr = proc.communicate(timeout=120)
+    assert proc.returncode == 130, stderr[-2000:]
+    assert "interrupted" in stderr.splitlines()[-1]
+    rows = _rows(metrics_csv)
+    assert len(rows) >= 3 and all(r["test_acc"] for r in rows)
+    with open(tmp_path / "summary.json") as f:
+        summary = json.load(f)
+    assert summary["finished"] is False and summary["epochs"] == len(rows)
+    for name in ("net1.keras", "net2.keras", "curves.png"):
+        assert (tmp_path / name).exists(), name
 
 
 def test_mirrored_strategy_on_two_cpu_devices_runs_end_to_end(tmp_path):

@@ -125,9 +125,9 @@ def test_test_step_scores_the_ensemble_and_each_net():
         assert result[key] == pytest.approx(np.mean(np.argmax(logits, 1) == labels))
 
 
-def _scripted_codivide(model, bank, labels, losses_by_net, warm_up=0):
+def _scripted_codivide(model, bank, labels, losses_by_net):
     """A CoDivide whose nets' per-sample losses are scripted, to follow which division trains which net."""
-    codivide = CoDivide(bank, labels, warm_up=warm_up, batch_size=4, true_labels=labels, seed=0)
+    codivide = CoDivide(bank, labels, warm_up=0, batch_size=4, true_labels=labels, seed=0)
     codivide.sample_losses = lambda k: losses_by_net[k]
     codivide.set_model(model)
     return codivide
@@ -182,7 +182,7 @@ def test_both_divisions_are_made_before_either_net_trains_in_the_epoch():
     model.step_function = spying_step_function
     start = [_weights(n) for n in model.nets]
     test_data = tf.data.Dataset.from_tensor_slices((bank.load(tf.range(40)), labels)).batch(20)
-    trainer.train(model, codivide, epochs=1, test_data=test_data, warm_up=0, lambda_u=1.0, verbose=0)
+    trainer.train(model, codivide, epochs=1, test_data=test_data, lambda_u=1.0, verbose=0)
     kinds = [(kind, k) for kind, k, _ in events]
     first_step = kinds.index(("step", 0))
     assert kinds[:first_step] == [("divide", 0), ("divide", 1)]
@@ -202,7 +202,7 @@ def test_standard_model_trains_one_net_with_warmup_steps():
     labels = np.arange(40) % NUM_CLASSES
     codivide = CoDivide(bank, labels, warm_up=0, batch_size=8, num_nets=1)
     test_data = tf.data.Dataset.from_tensor_slices((bank.load(tf.range(40)), labels)).batch(20)
-    history = trainer.train(model, codivide, epochs=2, test_data=test_data, warm_up=0, verbose=0)
+    history = trainer.train(model, codivide, epochs=2, test_data=test_data, verbose=0)
     assert [h["phase"] for h in history] == [WARMUP, WARMUP]
     assert "net1_loss" in history[0] and "net2_loss" not in history[0] and "test_acc" in history[0]
 
