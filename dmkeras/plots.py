@@ -10,16 +10,26 @@ import numpy as np  # noqa: E402
 def training_curves(history: list[dict], num_samples: int, path: str) -> None:
     """Test accuracy (ensemble and each net), division AUC and labeled fraction per epoch."""
     epochs = [h["epoch"] for h in history]
-    fig, axes = plt.subplots(1, 2, figsize=(11, 4))
+    divided = any("net1_labeled" in h for h in history)
+    two_nets = any("test_acc_net2" in h for h in history)
+    fig, axes = plt.subplots(1, 2 if divided else 1, figsize=(11 if divided else 5.5, 4), squeeze=False)
+    axes = axes[0]
     ax = axes[0]
-    for key, label in (("test_acc", "ensemble"), ("test_acc_net1", "net 1"), ("test_acc_net2", "net 2")):
+    for key, label in (("test_acc", "ensemble" if two_nets else "net"), ("test_acc_net1", "net 1"), ("test_acc_net2", "net 2")):
         values = [100 * h[key] if key in h else np.nan for h in history]
         if not np.all(np.isnan(values)):
             ax.plot(epochs, values, label=label, lw=2 if key == "test_acc" else 1)
     ax.set(xlabel="epoch", ylabel="test accuracy (%)", title="Test accuracy")
     ax.grid(alpha=0.3)
     ax.legend()
-    ax = axes[1]
+    if divided:
+        _division_panel(axes[1], history, epochs, num_samples)
+    fig.tight_layout()
+    fig.savefig(path, dpi=100)
+    plt.close(fig)
+
+
+def _division_panel(ax, history, epochs, num_samples):
     for k in (1, 2):
         auc = [h.get(f"net{k}_auc", np.nan) for h in history]
         frac = [h[f"net{k}_labeled"] / num_samples if f"net{k}_labeled" in h else np.nan for h in history]
@@ -29,11 +39,7 @@ def training_curves(history: list[dict], num_samples: int, path: str) -> None:
             ax.plot(epochs, frac, "--", label=f"labeled fraction, net {k}")
     ax.set(xlabel="epoch", ylim=(0, 1.02), title="Co-divide quality")
     ax.grid(alpha=0.3)
-    if ax.lines:
-        ax.legend()
-    fig.tight_layout()
-    fig.savefig(path, dpi=100)
-    plt.close(fig)
+    ax.legend()
 
 
 def loss_distribution(divisions, is_clean, path: str) -> None:
