@@ -51,7 +51,8 @@ class CoDivide(keras.callbacks.Callback):
       labels: the given (noisy) labels.
       true_labels: the clean labels when known, to log how good each division is.
       num_nets: 2 for DivideMix; 1 for the standard baseline, which only ever warms up.
-      warm_up, batch_size, p_threshold, loss_history, eval_batch_size: as in `TrainConfig`.
+      warm_up, batch_size, p_threshold, loss_history, eval_batch_size, division, class_floor: as in
+        `TrainConfig` (division: the strategy of `dmkeras.division.divide`).
     """
 
     def __init__(
@@ -67,6 +68,9 @@ class CoDivide(keras.callbacks.Callback):
         true_labels=None,
         num_nets: int = 2,
         seed: int = 0,
+        division: str = "gmm",
+        class_floor: float = 0.0,
+        num_classes: int | None = None,
     ):
         super().__init__()
         self.bank = bank
@@ -78,6 +82,7 @@ class CoDivide(keras.callbacks.Callback):
         self.eval_batch_size = eval_batch_size
         self.num_nets = num_nets
         self.seed = seed
+        self.division_args = {"strategy": division, "class_floor": class_floor, "num_classes": num_classes}
         self.histories = [division_lib.LossHistory(loss_history) for _ in range(num_nets)]
         self.divisions = [None] * num_nets  # divisions[k]: made by net k, trains the other net
         self.passes: list[EpochPass] = []
@@ -112,7 +117,7 @@ class CoDivide(keras.callbacks.Callback):
 
     def divide(self, k) -> division_lib.Division:
         losses = division_lib.min_max_normalize(self.sample_losses(k))
-        result = division_lib.divide(self.histories[k].add(losses), self.p_threshold)
+        result = division_lib.divide(self.histories[k].add(losses), self.p_threshold, labels=self.labels, **self.division_args)
         name = f"net{k + 1}"
         self.epoch_logs[f"{name}_labeled"] = int(result.labeled.sum())
         if self.is_clean is not None:

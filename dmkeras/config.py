@@ -13,6 +13,7 @@ METHODS = ("dividemix", "standard")
 NOISE_MODES = ("sym", "asym", "none")
 STRATEGIES = ("default", "mirrored")
 CONFIDENCE_PENALTY = ("auto", "on", "off")
+DIVISIONS = ("gmm", "per_class_gmm", "class_floor")  # as dmkeras.division.DIVISIONS (config stays TF-free)
 
 
 def _field(default, help_text):
@@ -60,6 +61,8 @@ class TrainConfig:
     p_threshold: float = _field(0.5, "a sample is labeled when its clean probability exceeds this")
     lambda_u: float = _field(25.0, "weight of the unlabeled loss L_u after its ramp-up")
     rampup_epochs: float = _field(16.0, "epochs over which lambda_u ramps up linearly after warm-up")
+    division: str = _field("gmm", "division strategy: gmm (the reference) | per_class_gmm | class_floor")
+    class_floor: float = _field(0.0, "class-aware divisions keep at least this fraction of every class")
     loss_history: int = _field(1, 'average normalised losses over the last K epochs (5 at 90% noise)')
     confidence_penalty: str = _field("auto", 'auto (= on under asym noise) | on | off; warm-up only')
 
@@ -97,6 +100,8 @@ class TrainConfig:
         check(0.0 <= self.p_threshold <= 1.0, f"--p_threshold must be in [0, 1], got {self.p_threshold}")
         check(self.lambda_u >= 0, f"--lambda_u must be >= 0, got {self.lambda_u}")
         check(self.rampup_epochs > 0, f"--rampup_epochs must be > 0, got {self.rampup_epochs}")
+        check(self.division in DIVISIONS, f"--division must be one of {', '.join(DIVISIONS)}, got {self.division!r}")
+        check(0.0 <= self.class_floor <= 1.0, f"--class_floor must be in [0, 1], got {self.class_floor}")
         check(self.loss_history >= 1, f"--loss_history must be >= 1, got {self.loss_history}")
         check(self.train_limit >= 0, f"--train_limit must be >= 0, got {self.train_limit}")
         check(self.test_limit >= 0, f"--test_limit must be >= 0, got {self.test_limit}")

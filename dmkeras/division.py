@@ -3,14 +3,31 @@
 Follows the reference's `eval_train`: per-sample cross-entropy in eval mode, min-max normalised,
 optionally averaged over the last K epochs, a 2-component GMM, the clean probability is the
 posterior of the low-mean component, and `labeled = clean_prob > p_threshold`.
+
+Division strategies (`DIVISIONS`), shared by training (`divide`) and the audit's threshold sweep
+(`select`):
+
+* ``gmm`` -- the reference: one GMM over all losses, one threshold for every sample.
+* ``per_class_gmm`` -- one GMM per given-label class, fitted on that class's losses only (a class
+  whose losses sit above the others', e.g. under asymmetric noise, is not emptied by a global
+  fit); every class keeps at least one sample (more with `class_floor`).
+* ``class_floor`` -- the reference's probabilities, but every class keeps at least
+  ``ceil(class_floor * n_c)`` samples (its highest clean probabilities).
 """
 
 import collections
 import dataclasses
+import math
 
 import numpy as np
 
 from dmkeras import gmm
+from dmkeras.errors import DmkerasError
+
+DIVISIONS = ("gmm", "per_class_gmm", "class_floor")
+"""The accepted division strategies (see the module docstring)."""
+
+_CLASS_AWARE = ("per_class_gmm", "class_floor")
 
 
 def per_sample_cross_entropy(logits: np.ndarray, labels: np.ndarray) -> np.ndarray:
@@ -48,8 +65,9 @@ class Division:
 
     losses: np.ndarray  # what the GMM was fitted to (normalised, possibly averaged)
     clean_prob: np.ndarray  # w_i, posterior of the low-loss component
-    labeled: np.ndarray  # bool mask: clean_prob > p_threshold
-    fit: gmm.GMMFit
+    labeled: np.ndarray  # bool mask: clean_prob > p_threshold (plus class floors, see `select`)
+    fit: gmm.GMMFit | None  # the global fit (gmm, class_floor); None for per_class_gmm
+    class_fits: dict | None = None  # per_class_gmm: given-label class -> GMMFit of that class
 
     @property
     def labeled_indices(self) -> np.ndarray:
@@ -60,10 +78,177 @@ class Division:
         return np.flatnonzero(~self.labeled)
 
 
-def divide(losses: np.ndarray, p_threshold: float) -> Division:
-    """Fit the loss GMM and threshold the clean probability."""
-    fit, clean_prob = gmm.fit_loss_gmm(losses)
-    return Division(losses=np.asarray(losses), clean_prob=clean_prob, labeled=clean_prob > p_threshold, fit=fit)
+def _check_strategy(strategy) -> str:
+    if not isinstance(strategy, str) or strategy not in DIVISIONS:
+        raise DmkerasError(f"unknown division strategy {strategy!r}; expected one of: {', '.join(DIVISIONS)}")
+    return strategy
+
+
+def _check_unit_interval(value, name) -> float:
+    try:
+        number = float(value)
+    except (TypeError, ValueError):
+        raise DmkerasError(f"{name} must be a number in [0, 1], got {value!r}") from None
+    if isinstance(value, bool) or not 0.0 <= number <= 1.0:  # also rejects NaN
+        raise DmkerasError(f"{name} must lie in [0, 1], got {value!r}")
+    return number
+
+
+def _check_num_classes(num_classes):
+    if num_classes is None:
+        return None
+    if isinstance(num_classes, bool) or not isinstance(num_classes, (int, np.integer)) or num_classes < 1:
+        raise DmkerasError(f"num_classes must be a positive integer, got {num_classes!r}")
+    return int(num_classes)
+
+
+def _check_labels(labels, n, num_classes, strategy) -> np.ndarray | None:
+    """Labels as an int64 (n,) array; None when not given and the strategy does not need them."""
+    if labels is None:
+        if strategy in _CLASS_AWARE:
+            raise DmkerasError(f"division strategy {strategy!r} needs the given labels (labels=None)")
+        return None
+    arr = np.asarray(labels)
+    if arr.ndim != 1:
+        raise DmkerasError(f"labels must be 1-D (got shape {arr.shape})")
+    if len(arr) != n:
+        raise DmkerasError(f"labels has {len(arr)} entries but there are {n} losses / clean probabilities")
+    if arr.dtype == bool or not (np.issubdtype(arr.dtype, np.integer) or np.issubdtype(arr.dtype, np.floating)):
+        raise DmkerasError(f"labels must be integer class indices (got dtype {arr.dtype})")
+    if np.issubdtype(arr.dtype, np.floating):
+        if not np.all(np.isfinite(arr)) or np.any(arr != np.round(arr)):
+            raise DmkerasError("labels must be integer class indices (got non-integer values)")
+    arr = arr.astype(np.int64)
+    upper = "num_classes" if num_classes is None else num_classes
+    if n and arr.min() < 0:
+        raise DmkerasError(f"labels must lie in [0, {upper}), got {int(arr.min())}")
+    if n and num_classes is not None and arr.max() >= num_classes:
+        raise DmkerasError(f"labels must lie in [0, {num_classes}), got {int(arr.max())}")
+    return arr
+
+
+def _degenerate_fit(value: float, reg_covar: float = 5e-4) -> gmm.GMMFit:
+    """What `gmm.fit_loss_gmm` returns for all-equal values, for a class with a single sample."""
+    arrays = {
+        "means": np.array([value, value], np.float64),
+        "variances": np.array([reg_covar, reg_covar], np.float64),
+        "weights": np.array([1.0, 0.0], np.float64),
+    }
+    for a in arrays.values():
+        a.setflags(write=False)
+    return gmm.GMMFit(
+        n_iter=0, converged=True, lower_bound=-0.5 * (math.log(2.0 * math.pi) + math.log(reg_covar)), **arrays
+    )
+
+
+def clean_probability(losses, labels=None, num_classes=None, strategy="gmm") -> tuple[np.ndarray, object]:
+    """The clean probability of every sample and the fit(s) behind it.
+
+    gmm: the reference, one GMM over all losses -> ``(prob, GMMFit)``.
+    per_class_gmm: one GMM per given-label class, fitted on that class's losses only (not
+        re-normalised) -> ``(prob, {class: GMMFit})`` with a key for every class present; a class
+        with fewer than 2 samples, or whose losses are all equal, gets probability 1.0 for its
+        samples (no evidence of noise) and a degenerate fit, as `gmm.fit_loss_gmm` gives for
+        all-equal values.
+    class_floor: the same probabilities and fit as gmm (the class-awareness is in `select`).
+
+    Labels, when given, must be integers in [0, num_classes) (num_classes only bounds them).
+
+    Raises:
+      DmkerasError: unknown strategy, missing or bad labels, bad losses.
+    """
+    strategy = _check_strategy(strategy)
+    num_classes = _check_num_classes(num_classes)
+    x = gmm._as_values(losses, "losses")
+    labels = _check_labels(labels, len(x), num_classes, strategy)
+    if strategy != "per_class_gmm":
+        fit, prob = gmm.fit_loss_gmm(x)
+        return prob, fit
+    prob = np.ones(len(x), np.float64)
+    fits = {}
+    for c in np.unique(labels):
+        idx = np.flatnonzero(labels == c)
+        if len(idx) < 2:
+            fits[int(c)] = _degenerate_fit(float(x[idx[0]]))
+            continue
+        fits[int(c)], prob[idx] = gmm.fit_loss_gmm(x[idx])  # all-equal -> degenerate fit, prob 1.0
+    return prob, fits
+
+
+def _floor_count(fraction: float, n: np.ndarray) -> np.ndarray:
+    """ceil(fraction * n) per class, without float noise (0.3 * 10 is 3.0000000000000004)."""
+    return np.ceil(np.round(fraction * n.astype(np.float64), 9)).astype(np.int64)
+
+
+def select(clean_prob, labels=None, threshold=0.5, *, strategy="gmm", class_floor=0.0, inclusive=False) -> np.ndarray:
+    """Which samples are kept (labeled): a bool mask.
+
+    Every strategy keeps ``clean_prob > threshold`` (``>=`` when `inclusive`, so that 0.0 keeps
+    everything in a sweep); then
+    per_class_gmm: every class present in `labels` keeps at least ``max(1, ceil(class_floor * n_c))``
+        samples;
+    class_floor: every class keeps at least ``ceil(class_floor * n_c)`` samples (at least 1 when
+        class_floor > 0; class_floor 0 is the same as gmm);
+    gmm: no floor (labels and class_floor are only validated, not used).
+    The samples added to reach a floor are the class's highest clean probabilities, ties broken
+    by the lower index (deterministic); since the samples over the threshold are the highest, a
+    topped-up class keeps exactly its floor.
+
+    Raises:
+      DmkerasError: unknown strategy, labels missing (class-aware strategies) or of the wrong
+        length, threshold or class_floor outside [0, 1], non-finite or non-1-D clean_prob.
+    """
+    strategy = _check_strategy(strategy)
+    threshold = _check_unit_interval(threshold, "threshold")
+    class_floor = _check_unit_interval(class_floor, "class_floor")
+    prob = np.asarray(clean_prob, np.float64)
+    if prob.ndim != 1:
+        raise DmkerasError(f"clean_prob must be 1-D (got shape {prob.shape})")
+    if not np.all(np.isfinite(prob)):
+        raise DmkerasError("clean_prob contains non-finite values (NaN or inf)")
+    labels = _check_labels(labels, len(prob), None, strategy)
+    kept = prob >= threshold if inclusive else prob > threshold
+    if strategy == "gmm" or len(prob) == 0:
+        return kept
+    sizes = np.bincount(labels)
+    floors = _floor_count(class_floor, sizes)
+    if strategy == "per_class_gmm" or class_floor > 0:
+        floors = np.maximum(floors, 1)
+    floors = np.minimum(floors, sizes)
+    # rank of every sample inside its class: highest probability first, then lowest index
+    index = np.arange(len(prob))
+    order = np.lexsort((index, -prob, labels))
+    starts = np.concatenate([[0], np.cumsum(sizes)[:-1]])
+    rank = np.empty(len(prob), np.int64)
+    rank[order] = index - starts[labels[order]]
+    return kept | (rank < floors[labels])
+
+
+def divide(
+    losses: np.ndarray, p_threshold: float, *, strategy="gmm", labels=None, num_classes=None, class_floor=0.0
+) -> Division:
+    """Fit the loss GMM(s) and threshold the clean probability (strict ``>``, as the reference).
+
+    strategy (one of `DIVISIONS`), labels, num_classes and class_floor as in `clean_probability`
+    and `select`. `Division.fit` is the global GMMFit for gmm / class_floor; for per_class_gmm it
+    is None and `Division.class_fits` holds the fit of every class.
+
+    Raises:
+      DmkerasError: as `clean_probability` and `select`.
+    """
+    strategy = _check_strategy(strategy)
+    _check_unit_interval(p_threshold, "p_threshold")
+    _check_unit_interval(class_floor, "class_floor")
+    clean_prob, fits = clean_probability(losses, labels, num_classes, strategy)
+    labeled = select(clean_prob, labels, p_threshold, strategy=strategy, class_floor=class_floor)
+    per_class = strategy == "per_class_gmm"
+    return Division(
+        losses=np.asarray(losses),
+        clean_prob=clean_prob,
+        labeled=labeled,
+        fit=None if per_class else fits,
+        class_fits=fits if per_class else None,
+    )
 
 
 def roc_auc(scores: np.ndarray, positive: np.ndarray) -> float:

@@ -156,6 +156,9 @@ def run(config: TrainConfig) -> dict:
         true_labels=data.true_labels,
         num_nets=len(model.nets),
         seed=config.seed,
+        division=config.division,
+        class_floor=config.class_floor,
+        num_classes=split.num_classes,
     )
     recorder = callbacks_lib.RunRecorder(
         config.workdir,
@@ -189,6 +192,31 @@ def run(config: TrainConfig) -> dict:
     if config.verbose:
         print(result_table(config, summary))
     return summary
+
+
+def train_baseline(config: TrainConfig, split: sources.SplitData, images, labels, *, epochs: int, verbose: int = 0):
+    """Train one backbone with plain CE (the standard baseline) on (images, labels) with config's
+    schedule and augmentation; return (model, history). Used to retrain on cleaned subsets and for
+    cross-validated predictions."""
+    import keras
+
+    keras.utils.set_random_seed(config.seed)
+    strategy = distribute.make_strategy(config.strategy, config.cpu_replicas)
+    with strategy.scope():
+        model = build_model(dataclasses.replace(config, method="standard"), split.num_classes, split.image_shape)
+    bank = pipeline.ImageBank(np.asarray(images), split.mean, split.std, AugmentConfig.parse(config.augment, config.pad))
+    test_data = pipeline.holdout_dataset(split.x_test, split.y_test, split.mean, split.std, config.eval_batch_size)
+    codivide = CoDivide(bank, labels, warm_up=epochs, batch_size=config.batch_size, num_nets=1, seed=config.seed)
+    history = trainer.train(
+        model,
+        codivide,
+        epochs=epochs,
+        test_data=test_data,
+        callbacks=[callbacks_lib.StepDecay(config.lr, config.lr_drop_epoch)],
+        seed=config.seed,
+        verbose=verbose,
+    )
+    return model, history
 
 
 def save_weights(model, workdir: str) -> None:

@@ -54,13 +54,37 @@ def loss_distribution(divisions, is_clean, path: str) -> None:
             ax.hist(division.losses[~is_clean], bins=bins, alpha=0.6, density=False, label="noisy label")
         else:
             ax.hist(division.losses, bins=bins, alpha=0.6, label="all samples")
-        grid = np.linspace(0, 1, 200)
-        clean_pdf, noisy_pdf = division.fit.pdf(grid)
-        scale = len(division.losses) * (bins[1] - bins[0])
-        ax.plot(grid, scale * clean_pdf, "g-", label="GMM clean component")
-        ax.plot(grid, scale * noisy_pdf, "r-", label="GMM noisy component")
+        if division.fit is not None:  # one GMM over all losses (per-class divisions have one per class)
+            grid = np.linspace(0, 1, 200)
+            clean_pdf, noisy_pdf = division.fit.pdf(grid)
+            scale = len(division.losses) * (bins[1] - bins[0])
+            ax.plot(grid, scale * clean_pdf, "g-", label="GMM clean component")
+            ax.plot(grid, scale * noisy_pdf, "r-", label="GMM noisy component")
         ax.set(xlabel="normalised loss", ylabel="samples", title=f"Division made by net {k + 1}")
         ax.legend()
+    fig.tight_layout()
+    fig.savefig(path, dpi=100)
+    plt.close(fig)
+
+
+def sweep_curves(rows: list[dict], path: str) -> None:
+    """Kept fraction, residual noise, smallest class's kept fraction and (after retraining) test
+    accuracy against the clean-probability threshold."""
+    thresholds = [r["threshold"] for r in rows]
+    fig, ax = plt.subplots(figsize=(6.5, 4.2))
+    series = [
+        ("kept_fraction", "kept fraction", "-o"),
+        ("residual_noise", "noise left among kept", "-s"),
+        ("min_class_kept_fraction", "smallest class's kept fraction", "--^"),
+        ("test_acc", "test accuracy after retraining", "-D"),
+    ]
+    for key, label, style in series:
+        values = [r.get(key, np.nan) for r in rows]
+        if not np.all(np.isnan(np.asarray(values, float))):
+            ax.plot(thresholds, values, style, label=label)
+    ax.set(xlabel="clean-probability threshold", ylim=(0, 1.02), title="Threshold sweep")
+    ax.grid(alpha=0.3)
+    ax.legend()
     fig.tight_layout()
     fig.savefig(path, dpi=100)
     plt.close(fig)

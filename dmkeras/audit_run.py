@@ -1,0 +1,151 @@
+"""One audit from a TrainConfig and an AuditConfig (what `launch.audit` calls).
+
+Scores the training set with the nets of a finished `launch.train` run (`--from_run`), or first
+trains its own scoring model (both nets, warm-up only: plain CE, plus the confidence penalty under
+asymmetric noise, the seed note's protocol), then writes samples.csv, sweep.csv, the plots and
+audit_summary.json into the workdir, and prints the sweep table.
+"""
+
+import csv
+import dataclasses
+import json
+import os
+
+import numpy as np
+
+from dmkeras import audit, experiment, plots
+from dmkeras.callbacks import write_json_atomic
+from dmkeras.config import TrainConfig, _field
+from dmkeras.data import noise as noise_lib
+from dmkeras.data import pipeline
+from dmkeras.data.augment import AugmentConfig
+from dmkeras.errors import DmkerasError
+
+COMPARE = ("", "cleanlab")
+# data settings a --from_run workdir must share with the audit's flags
+_DATA_FIELDS = ("dataset", "tfds_label", "train_limit")
+
+
+@dataclasses.dataclass
+class AuditConfig:
+    """Settings of `launch.audit` beyond the training flags it shares with `launch.train`."""
+
+    from_run: str = _field("", "a finished launch.train workdir whose nets score the samples ('' = train a scoring model)")
+    thresholds: str = _field(",".join(f"{t:g}" for t in audit.DEFAULT_THRESHOLDS), "clean-probability thresholds of the sweep")
+    retrain: bool = _field(False, "retrain the backbone with plain CE on each threshold's kept samples (test accuracy column)")
+    retrain_epochs: int = _field(0, "epochs of each retraining (0 = --epochs)")
+    compare: str = _field("", "'cleanlab': also run cleanlab's find_label_issues on cross-validated predictions")
+    cv_folds: int = _field(5, "folds of the cross-validated predictions for --compare")
+    cv_epochs: int = _field(20, "epochs of each cross-validation fold's training")
+
+    def validate(self) -> "AuditConfig":
+        audit.parse_thresholds(self.thresholds)
+        if self.compare not in COMPARE:
+            raise DmkerasError(f"--compare must be cleanlab or empty, got {self.compare!r}")
+        if self.retrain_epochs < 0:
+            raise DmkerasError(f"--retrain_epochs must be >= 0, got {self.retrain_epochs}")
+        if self.cv_folds < 2:
+            raise DmkerasError(f"--cv_folds must be >= 2, got {self.cv_folds}")
+        if self.cv_epochs < 1:
+            raise DmkerasError(f"--cv_epochs must be >= 1, got {self.cv_epochs}")
+        if self.from_run and not os.path.isdir(self.from_run):
+            raise DmkerasError(f"--from_run: no such directory {self.from_run}")
+        return self
+
+
+def _read_run(run_dir: str, config: TrainConfig):
+    """The run's config, its noisy labels and its nets, checked against the audit's data flags."""
+    try:
+        with open(os.path.join(run_dir, "config.json")) as f:
+            run_config = json.load(f)
+    except (OSError, json.JSONDecodeError) as error:
+        raise DmkerasError(f"--from_run {run_dir} is not a launch.train workdir (config.json: {error})") from None
+    for name in _DATA_FIELDS:
+        if run_config.get(name) != getattr(config, name):
+            raise DmkerasError(
+                f"--from_run {run_dir} was trained with --{name}={run_config.get(name)!r}, not {getattr(config, name)!r}"
+            )
+    nets = sorted(n for n in os.listdir(run_dir) if n.startswith("net") and n.endswith(".keras"))
+    if not nets:
+        raise DmkerasError(f"--from_run {run_dir} holds no net*.keras file (did the run finish?)")
+    return run_config, nets
+
+
+def run(config: TrainConfig, audit_config: AuditConfig) -> dict:
+    config.validate()
+    audit_config.validate()
+    thresholds = audit.parse_thresholds(audit_config.thresholds)
+    workdir = config.workdir
+    os.makedirs(workdir, exist_ok=True)
+    run_dir = audit_config.from_run
+    if not run_dir:  # the seed's protocol: warm-up only (CE, + confidence penalty under asym noise)
+        run_dir = os.path.join(workdir, "scoring_model")
+        print(f"training a scoring model (2 nets, {config.epochs} epochs of warm-up) in {run_dir}", flush=True)
+        experiment.run(dataclasses.replace(config, workdir=run_dir, method="dividemix", warm_up=config.epochs))
+    _, net_files = _read_run(run_dir, config)
+
+    import keras
+
+    data = experiment.load_data(config)
+    split = data.split
+    labels = noise_lib.load_noise_file(os.path.join(run_dir, "noisy_labels.json"), len(split.y_train), split.num_classes)
+    true_labels = data.true_labels
+    nets = [keras.saving.load_model(os.path.join(run_dir, name)) for name in net_files]
+    for name, net in zip(net_files, nets):
+        if net.output_shape[-1] != split.num_classes:
+            raise DmkerasError(
+                f"{os.path.join(run_dir, name)} predicts {net.output_shape[-1]} classes, {config.dataset} has {split.num_classes}"
+            )
+    bank = pipeline.ImageBank(split.x_train, split.mean, split.std, AugmentConfig.parse("none", 0))
+    logits = [net.predict(bank.eval_dataset(config.eval_batch_size), verbose=0) for net in nets]
+    scores = audit.score_samples(
+        logits, labels, split.num_classes, strategy=config.division, class_floor=config.class_floor,
+        p_threshold=config.p_threshold, true_labels=true_labels,
+    )
+    audit.write_samples_csv(os.path.join(workdir, "samples.csv"), scores)
+
+    rows = audit.sweep(
+        scores.mean_clean_prob, labels, split.num_classes, thresholds, true_labels=true_labels,
+        strategy=config.division, class_floor=config.class_floor,
+    )
+    if audit_config.retrain:
+        epochs = audit_config.retrain_epochs or config.epochs
+        for row in rows:
+            kept = np.flatnonzero(
+                audit.kept_mask(scores.mean_clean_prob, labels, row["threshold"], strategy=config.division, class_floor=config.class_floor)
+            )
+            if len(kept) == 0:
+                print(f"threshold {row['threshold']:g} keeps no sample: nothing to retrain on", flush=True)
+                continue
+            print(f"retraining {config.backbone} on the {len(kept)} samples kept at threshold {row['threshold']:g}", flush=True)
+            _, history = experiment.train_baseline(config, split, split.x_train[kept], labels[kept], epochs=epochs)
+            row["test_acc"] = float(np.mean([h["test_acc"] for h in history[-10:]]))
+    columns = audit.sweep_columns(split.num_classes, true_labels is not None, audit_config.retrain)
+    audit.write_sweep_csv(os.path.join(workdir, "sweep.csv"), rows, columns)
+    print(f"\nThreshold sweep ({config.division} division, {len(labels)} training samples, mean clean probability >= threshold)")
+    print(audit.sweep_table(rows, split.num_classes), flush=True)
+
+    summary = {"from_run": run_dir, "division": config.division, "num_samples": len(labels), "sweep": rows}
+    if true_labels is not None:
+        summary["dividemix_detector"] = audit.detection_metrics(
+            scores.mean_clean_prob <= config.p_threshold, 1.0 - scores.mean_clean_prob, scores.is_noisy
+        )
+    if audit_config.compare == "cleanlab":
+        from dmkeras import compare
+
+        summary["cleanlab"] = compare.cleanlab_side_by_side(config, audit_config, split, labels, true_labels, scores)
+    _write_plots(workdir, run_dir, scores, rows, len(labels))
+    write_json_atomic(os.path.join(workdir, "audit_summary.json"), summary)
+    return summary
+
+
+def _write_plots(workdir, run_dir, scores, rows, num_samples):
+    is_clean = None if scores.is_noisy is None else ~scores.is_noisy
+    plots.loss_distribution(scores.divisions, is_clean, os.path.join(workdir, "loss_distribution.png"))
+    plots.sweep_curves(rows, os.path.join(workdir, "sweep.png"))
+    metrics_csv = os.path.join(run_dir, "metrics.csv")
+    if os.path.exists(metrics_csv):
+        with open(metrics_csv) as f:
+            history = [{k: float(v) if k != "phase" else v for k, v in row.items() if v != ""} for row in csv.DictReader(f)]
+        if any("net1_labeled" in h for h in history):
+            plots.training_curves(history, num_samples, os.path.join(workdir, "division_over_epochs.png"))
