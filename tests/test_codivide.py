@@ -125,3 +125,18 @@ def test_the_first_warmup_pass_is_not_ordered_by_the_label_noise():
     picked = np.random.default_rng(seed).permutation(n)[:500]
     first_half = set(order[:500].tolist())
     assert 200 < len(first_half & set(picked.tolist())) < 300  # ~250 by chance, 500 if the streams were shared
+
+
+def test_class_aware_division_in_training_keeps_every_class():
+    # net losses that single out class 2 as "noisy": the reference gmm empties it, per_class_gmm does not
+    model, bank, _, test_data = _setup(n=60)
+    labels = np.arange(60) % 3
+    losses = np.where(labels == 2, 0.8, 0.1) + np.random.default_rng(0).uniform(0, 0.05, 60)
+    for strategy, emptied in (("gmm", True), ("per_class_gmm", False)):
+        codivide = CoDivide(bank, labels, warm_up=0, batch_size=8, division=strategy, num_classes=3)
+        codivide.sample_losses = lambda k: losses
+        codivide.set_model(model)
+        codivide.on_epoch_begin(0)
+        kept = codivide.divisions[0].labeled
+        assert (kept[labels == 2].sum() == 0) == emptied
+        assert kept[labels != 2].sum() > 0
