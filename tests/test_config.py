@@ -1,0 +1,36 @@
+"""TrainConfig: validation messages name the flag and the value; the strategy lists agree."""
+
+import pytest
+
+from dmkeras import config, division
+from dmkeras.errors import DmkerasError
+
+
+def test_division_names_agree_with_the_division_module():
+    assert config.DIVISIONS == division.DIVISIONS
+
+
+@pytest.mark.parametrize(
+    "overrides, message",
+    [
+        ({"noise_rate": -0.1}, "--noise_rate must be in [0, 1], got -0.1"),
+        ({"warm_up": 20, "epochs": 10}, "--warm_up must be in [0, epochs=10], got 20"),
+        ({"division": "kmeans"}, "--division must be one of gmm, per_class_gmm, class_floor, got 'kmeans'"),
+        ({"class_floor": 2.0}, "--class_floor must be in [0, 1], got 2.0"),
+        ({"batch_size": 0}, "--batch_size must be >= 1, got 0"),
+        ({"backbone_args": "alpha"}, "--backbone_args: expected key=value, got 'alpha'"),
+        ({"workdir": ""}, "--workdir is required"),
+    ],
+)
+def test_validate_names_the_bad_setting(overrides, message):
+    values = {"workdir": "runs/x", **overrides}
+    with pytest.raises(DmkerasError) as error:
+        config.TrainConfig(**values).validate()
+    assert str(error.value) == message
+
+
+def test_backbone_args_and_confidence_penalty():
+    assert config.parse_backbone_args("alpha=0.35, width=64,flag=true,name=x") == {"alpha": 0.35, "width": 64, "flag": True, "name": "x"}
+    assert config.TrainConfig(noise_mode="asym").use_confidence_penalty
+    assert not config.TrainConfig(noise_mode="sym").use_confidence_penalty
+    assert config.TrainConfig(noise_mode="sym", confidence_penalty="on").use_confidence_penalty
