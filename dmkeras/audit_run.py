@@ -53,8 +53,8 @@ class AuditConfig:
         return self
 
 
-def _read_run(run_dir: str, config: TrainConfig):
-    """The run's config, its noisy labels and its nets, checked against the audit's data flags."""
+def _net_files(run_dir: str, config: TrainConfig) -> list[str]:
+    """The run's net*.keras files, after checking its config against the audit's data flags."""
     try:
         with open(os.path.join(run_dir, "config.json")) as f:
             run_config = json.load(f)
@@ -68,7 +68,7 @@ def _read_run(run_dir: str, config: TrainConfig):
     nets = sorted(n for n in os.listdir(run_dir) if n.startswith("net") and n.endswith(".keras"))
     if not nets:
         raise DmkerasError(f"--from_run {run_dir} holds no net*.keras file (did the run finish?)")
-    return run_config, nets
+    return nets
 
 
 def run(config: TrainConfig, audit_config: AuditConfig) -> dict:
@@ -82,7 +82,7 @@ def run(config: TrainConfig, audit_config: AuditConfig) -> dict:
         run_dir = os.path.join(workdir, "scoring_model")
         print(f"training a scoring model (2 nets, {config.epochs} epochs of warm-up) in {run_dir}", flush=True)
         experiment.run(dataclasses.replace(config, workdir=run_dir, method="dividemix", warm_up=config.epochs))
-    _, net_files = _read_run(run_dir, config)
+    net_files = _net_files(run_dir, config)
 
     import keras
 

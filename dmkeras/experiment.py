@@ -67,6 +67,20 @@ def load_data(config: TrainConfig) -> NoisyData:
     return NoisyData(split=split, labels=np.asarray(labels, np.int64), true_labels=true_labels, noise_rate_actual=rate, noise_file_reused=reused)
 
 
+def dataset_info(split: sources.SplitData) -> dict:
+    """What a model trained on `split` needs to serve: input shape, classes, normalisation."""
+    return {
+        "name": split.name,
+        "num_classes": int(split.num_classes),
+        "image_shape": [int(d) for d in split.image_shape],
+        "mean": [float(m) for m in split.mean],
+        "std": [float(s) for s in split.std],
+        "class_names": None if split.class_names is None else [str(c) for c in split.class_names],
+        "num_train": int(len(split.y_train)),
+        "num_test": int(len(split.y_test)),
+    }
+
+
 def asymmetric_map(config: TrainConfig, split: sources.SplitData) -> dict:
     """--asym_map when given; otherwise the CIFAR-10 or CIFAR-100 map of the paper's benchmarks."""
     if config.asym_map:
@@ -126,6 +140,7 @@ def run(config: TrainConfig) -> dict:
     data = load_data(config)
     split = data.split
     noise_lib.save_noise_file(os.path.join(config.workdir, "noisy_labels.json"), data.labels)
+    callbacks_lib.write_json_atomic(os.path.join(config.workdir, "dataset.json"), dataset_info(split))
     if data.noise_rate_actual is not None:
         print(
             f"{config.dataset}: {len(data.labels)} training / {len(split.y_test)} test images {split.image_shape}, "

@@ -47,10 +47,18 @@ def dividemix_run(tmp_path_factory):
 
 def test_run_directory_has_every_file(dividemix_run):
     workdir, noise_file, _ = dividemix_run
-    for name in ("config.json", "metrics.csv", "summary.json", "net1.keras", "net2.keras", "noisy_labels.json", "curves.png", "loss_distribution.png"):
+    for name in ("config.json", "dataset.json", "metrics.csv", "summary.json", "net1.keras", "net2.keras", "noisy_labels.json", "curves.png", "loss_distribution.png"):
         assert os.path.getsize(os.path.join(workdir, name)) > 0, name
     assert os.listdir(os.path.join(workdir, "tensorboard"))
     assert os.path.exists(noise_file)
+
+
+def test_dataset_json_records_what_serving_needs(dividemix_run):
+    workdir, _, _ = dividemix_run
+    with open(os.path.join(workdir, "dataset.json")) as f:
+        info = json.load(f)
+    assert info["image_shape"] == [8, 8, 1] and info["num_classes"] == 10 and info["num_train"] == 400
+    assert len(info["mean"]) == len(info["std"]) == 1 and 0 < info["mean"][0] < 1
 
 
 def test_config_json_records_the_resolved_flags(dividemix_run):
