@@ -52,8 +52,13 @@ class RunRecorder(keras.callbacks.Callback):
         self.noise_rate_actual = noise_rate_actual
         self.codivide = codivide
         self.verbose = verbose
-        self.history: list[dict] = []
+        self.history: list[dict] = []  # a resumed run sets the epochs it already has, and their time:
+        self.elapsed_before = 0.0
         self.summary: dict = {}
+
+    @property
+    def elapsed_s(self) -> float:
+        return self.elapsed_before + time.time() - self._started
 
     def on_train_begin(self, logs=None):
         os.makedirs(self.workdir, exist_ok=True)
@@ -61,6 +66,9 @@ class RunRecorder(keras.callbacks.Callback):
         self._csv_file = open(os.path.join(self.workdir, "metrics.csv"), "w", newline="")
         self._csv = csv.DictWriter(self._csv_file, fieldnames=metrics.CSV_COLUMNS, extrasaction="ignore")
         self._csv.writeheader()
+        for logs in self.history:  # epochs restored from a checkpoint
+            self._csv.writerow({k: _csv_value(logs.get(k)) for k in metrics.CSV_COLUMNS})
+        self._csv_file.flush()
         self._writer = tf.summary.create_file_writer(os.path.join(self.workdir, "tensorboard"))
 
     def on_epoch_end(self, epoch, logs=None):
@@ -77,7 +85,7 @@ class RunRecorder(keras.callbacks.Callback):
             self.history,
             num_samples=self.num_samples,
             noise_rate_actual=self.noise_rate_actual,
-            wall_time_s=time.time() - self._started,
+            wall_time_s=self.elapsed_s,
             epochs=self.epochs,
         )
         write_json_atomic(os.path.join(self.workdir, "summary.json"), self.summary)

@@ -58,6 +58,16 @@ class LossHistory:
         self._history.append(np.asarray(normalized_losses, np.float64))
         return np.mean(np.stack(self._history), axis=0)
 
+    @property
+    def entries(self) -> list[np.ndarray]:
+        """The recorded loss vectors, oldest first (what a checkpoint saves)."""
+        return list(self._history)
+
+    @entries.setter
+    def entries(self, values) -> None:
+        self._history.clear()
+        self._history.extend(np.asarray(v, np.float64) for v in values)
+
 
 @dataclasses.dataclass
 class Division:

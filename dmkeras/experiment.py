@@ -5,14 +5,14 @@ that a notebook can do the same with `run(TrainConfig(...))`.
 """
 
 import dataclasses
+import json
 import logging
 import os
-import time
 
 import numpy as np
 
 from dmkeras import callbacks as callbacks_lib
-from dmkeras import distribute, trainer, zoo
+from dmkeras import checkpoint, distribute, metrics, trainer, zoo
 from dmkeras.codivide import CoDivide
 from dmkeras.config import TrainConfig, parse_backbone_args
 from dmkeras.data import noise as noise_lib
@@ -136,9 +136,14 @@ def run(config: TrainConfig) -> dict:
     import keras
 
     os.makedirs(config.workdir, exist_ok=True)
+    resume_from = _checkpoint_to_resume(config)
     callbacks_lib.write_json_atomic(os.path.join(config.workdir, "config.json"), dataclasses.asdict(config))
     data = load_data(config)
     split = data.split
+    if resume_from:
+        saved = noise_lib.load_noise_file(os.path.join(config.workdir, "noisy_labels.json"), len(data.labels), split.num_classes)
+        if not np.array_equal(saved, data.labels):
+            raise DmkerasError(f"{config.workdir}: the noisy labels differ from those the checkpoint was trained on")
     noise_lib.save_noise_file(os.path.join(config.workdir, "noisy_labels.json"), data.labels)
     callbacks_lib.write_json_atomic(os.path.join(config.workdir, "dataset.json"), dataset_info(split))
     if data.noise_rate_actual is not None:
@@ -183,16 +188,25 @@ def run(config: TrainConfig) -> dict:
         codivide=codivide,
         verbose=config.verbose,
     )
-    started = time.time()
+    initial_epoch = 0
+    if resume_from:
+        state = checkpoint.restore(resume_from, model, codivide)
+        initial_epoch, recorder.history, recorder.elapsed_before = state["epoch"], state["history"], state["elapsed_s"]
+        print(f"resuming from {resume_from}: {initial_epoch} of {config.epochs} epochs done", flush=True)
     try:
         trainer.train(
             model,
             codivide,
             epochs=config.epochs,
+            initial_epoch=initial_epoch,
             test_data=test_data,
             lambda_u=config.lambda_u,
             rampup_epochs=config.rampup_epochs,
-            callbacks=[callbacks_lib.StepDecay(config.lr, config.lr_drop_epoch), recorder],
+            callbacks=[
+                callbacks_lib.StepDecay(config.lr, config.lr_drop_epoch),
+                recorder,
+                checkpoint.EpochCheckpoint(config.workdir, codivide, recorder),
+            ],
             seed=config.seed,
             verbose=config.verbose,
         )
@@ -202,7 +216,13 @@ def run(config: TrainConfig) -> dict:
         raise
     finally:  # and the weights, in every case
         save_weights(model, config.workdir)
-    summary = dict(recorder.summary, wall_time_s=time.time() - started)
+    summary = metrics.summarize(
+        recorder.history,
+        num_samples=len(data.labels),
+        noise_rate_actual=data.noise_rate_actual,
+        wall_time_s=recorder.elapsed_s,
+        epochs=config.epochs,
+    )
     callbacks_lib.write_json_atomic(os.path.join(config.workdir, "summary.json"), summary)
     if config.verbose:
         print(result_table(config, summary))
@@ -232,6 +252,27 @@ def train_baseline(config: TrainConfig, split: sources.SplitData, images, labels
         verbose=verbose,
     )
     return model, history
+
+
+def _checkpoint_to_resume(config: TrainConfig) -> str | None:
+    """The checkpoint this run continues from: the workdir's latest, if its config is the same
+    (apart from verbosity); a checkpoint of another configuration is an error, never overwritten."""
+    path = checkpoint.latest(config.workdir)
+    if path is None:
+        return None
+    try:
+        with open(os.path.join(config.workdir, "config.json")) as f:
+            previous = json.load(f)
+    except (OSError, json.JSONDecodeError):
+        previous = {}
+    current = dataclasses.asdict(config)
+    differs = sorted(k for k in current if k != "verbose" and previous.get(k) != current[k])
+    if differs:
+        raise DmkerasError(
+            f"{config.workdir} holds a checkpoint of another configuration ({', '.join('--' + k for k in differs[:5])} "
+            "differ): use another --workdir, or delete that one to start over"
+        )
+    return path
 
 
 def save_weights(model, workdir: str) -> None:

@@ -5,33 +5,52 @@ imports the backbone modules explicitly and fills its table below.
 
     >>> from dmkeras import zoo
     >>> zoo.list_models()
-    ['mobilenet_v2', 'preact_resnet18', 'preact_resnet34', 'small_cnn']
+    ['inception_resnet_v2', 'mobilenet_v2', 'preact_resnet18', 'preact_resnet34', 'resnet50', 'small_cnn']
     >>> model = zoo.create_model("small_cnn", num_classes=10, input_shape=(8, 8, 1))
 
 Every model maps float32, already normalised, NHWC images to logits (no
 softmax).  A builder is called as ``builder(num_classes, input_shape, **kwargs)``
 and must return a Functional ``keras.Model``; builders whose signature has a
 ``weights`` parameter are the ones that can be given ``weights="imagenet"``.
+
+Presets (keras-hub style) are named, ready-made models such as trained
+checkpoints: ``register_preset("small_cnn.dividemix_digits_sym50", loader,
+metadata={...})`` makes ``create_model("small_cnn.dividemix_digits_sym50")``
+return ``loader()``.  The part of a preset name before the first dot is its
+architecture, which must be registered; model names therefore have no dots.
+No presets are built in.
 """
 
 from __future__ import annotations
 
+import copy
 import fnmatch
 import inspect
 import numbers
 import os
 import re
 from dataclasses import dataclass
-from typing import Callable
+from typing import Callable, Mapping
 
 import keras
 
+from dmkeras.backbones.inception_resnet_v2 import inception_resnet_v2
 from dmkeras.backbones.mobilenet_v2 import mobilenet_v2
 from dmkeras.backbones.preact_resnet import preact_resnet18, preact_resnet34
+from dmkeras.backbones.resnet50 import resnet50
 from dmkeras.backbones.small_cnn import small_cnn
 from dmkeras.errors import DmkerasError
 
-__all__ = ["register", "create_model", "list_models", "model_info"]
+__all__ = [
+    "register",
+    "create_model",
+    "list_models",
+    "model_info",
+    "register_preset",
+    "list_presets",
+    "preset_info",
+    "load",
+]
 
 
 @dataclass(frozen=True)
@@ -48,10 +67,13 @@ def register(name: str, builder: Callable[..., keras.Model], *, description: str
     """Add ``builder`` to the registry under ``name``.
 
     ``builder(num_classes, input_shape, **kwargs)`` must return a Functional
-    ``keras.Model`` producing logits.  A name can be registered only once.
+    ``keras.Model`` producing logits.  A name can be registered only once and
+    cannot contain a dot (dots separate architecture and tag in preset names).
     """
     if not isinstance(name, str) or not name:
         raise DmkerasError(f"model name must be a non-empty string, got {name!r}")
+    if "." in name:
+        raise DmkerasError(f"model name {name!r} must not contain '.' (reserved for presets)")
     if not callable(builder):
         raise DmkerasError(f"builder for model '{name}' is not callable: {builder!r}")
     if name in _REGISTRY:
@@ -165,27 +187,44 @@ def _load_weights_file(model: keras.Model, name: str, path: str) -> None:
 
 def create_model(
     name: str,
-    num_classes: int,
-    input_shape,
+    num_classes: int | None = None,
+    input_shape=None,
     weights: str | os.PathLike | None = None,
     **kwargs,
 ) -> keras.Model:
     """Build registered model ``name`` mapping NHWC float32 images to logits.
 
     Args:
-        name: a name from :func:`list_models`.
-        num_classes: number of logits, >= 2.
-        input_shape: ``(height, width, channels)``, channels 1 or 3.
+        name: a name from :func:`list_models` (an architecture), or a preset
+            name ``"arch.tag"`` from :func:`list_presets`.
+        num_classes: number of logits, >= 2.  Required for an architecture;
+            optional for a preset, where it must match the preset's outputs.
+        input_shape: ``(height, width, channels)``, channels 1 or 3.  Required
+            for an architecture; optional for a preset, where it must match
+            the preset's input shape.
         weights: ``None`` (random initialisation), ``"imagenet"`` (only for
-            models whose builder takes ``weights``, e.g. ``mobilenet_v2``;
-            downloaded by keras), or the path of a local weights file
-            (``.weights.h5`` / ``.keras``) for exactly this architecture,
-            loaded with ``model.load_weights``.
+            models whose builder takes ``weights``, e.g. ``mobilenet_v2``,
+            ``resnet50``, ``inception_resnet_v2``; downloaded by keras), or the
+            path of a local weights file (``.weights.h5`` / ``.keras``) for
+            exactly this architecture, loaded with ``model.load_weights``.
+            Not accepted for presets (they come with their weights).
         **kwargs: builder-specific options (see :func:`model_info` / the
-            builder's docstring), e.g. ``alpha`` for ``mobilenet_v2`` or
-            ``width`` / ``batchnorm`` for ``small_cnn``.
+            builder's docstring), e.g. ``alpha`` for ``mobilenet_v2``,
+            ``width`` / ``batchnorm`` for ``small_cnn`` or ``bn_momentum``
+            for the keras.applications backbones.  Not accepted for presets.
     """
+    if isinstance(name, str) and name in _PRESETS:
+        return _create_preset(name, num_classes, input_shape, weights, kwargs)
+    if isinstance(name, str) and "." in name:
+        raise DmkerasError(
+            f"unknown preset {name!r}; available presets: {', '.join(list_presets()) or 'none'}"
+        )
     entry = _entry(name)
+    if num_classes is None or input_shape is None:
+        missing = " and ".join(
+            a for a, v in (("num_classes", num_classes), ("input_shape", input_shape)) if v is None
+        )
+        raise DmkerasError(f"model '{name}' needs {missing} (only presets can do without)")
     num_classes = _check_num_classes(num_classes)
     input_shape = _check_input_shape(input_shape)
     _check_kwargs(entry, kwargs)
@@ -211,6 +250,148 @@ def create_model(
         raise DmkerasError(f"builder of model '{name}' returned {type(model).__name__}, not a keras.Model")
     if weights_path is not None:
         _load_weights_file(model, name, weights_path)
+    return model
+
+
+def load(directory):
+    """Load a model exported by :mod:`dmkeras.export` from ``directory``.
+
+    Same as ``dmkeras.export.load(directory)``; the import is done here, on
+    call, so that this module does not depend on ``dmkeras.export``.
+    """
+    from dmkeras import export
+
+    return export.load(directory)
+
+
+# ---------------------------------------------------------------------------
+# Presets: named, ready-made models ("arch.tag"), e.g. trained checkpoints.
+
+
+@dataclass(frozen=True)
+class _Preset:
+    name: str
+    architecture: str
+    loader: Callable[[], keras.Model]
+    metadata: dict
+
+
+_PRESETS: dict[str, _Preset] = {}
+_PRESET_TAG = re.compile(r"[A-Za-z0-9_][A-Za-z0-9_.\-]*\Z")
+
+
+def register_preset(
+    name: str, loader: Callable[[], keras.Model], *, metadata: Mapping | None = None
+) -> None:
+    """Register preset ``name`` (``"arch.tag"``), built by ``loader()``.
+
+    ``arch``, the part of ``name`` before the first dot, must be a registered
+    architecture; ``tag`` (letters, digits, ``_ . -``) names the variant, e.g.
+    ``"small_cnn.dividemix_digits_sym50"``.  ``loader`` is called with no
+    arguments by :func:`create_model` and must return a ``keras.Model``, for
+    example ``lambda: keras.models.load_model(path)``.  ``metadata`` is any
+    mapping (dataset, noise, accuracy, path, ...), returned by
+    :func:`preset_info`.  A name can be registered only once.
+    """
+    if not isinstance(name, str) or "." not in name:
+        raise DmkerasError(f"preset name must be a string 'architecture.tag', got {name!r}")
+    arch, _, tag = name.partition(".")
+    if arch not in _REGISTRY:
+        raise DmkerasError(
+            f"preset {name!r} is for unknown architecture {arch!r}; "
+            f"available models: {', '.join(list_models())}"
+        )
+    if not _PRESET_TAG.match(tag):
+        raise DmkerasError(
+            f"preset tag {tag!r} of {name!r} must be letters, digits, '_', '.' or '-'"
+        )
+    if not callable(loader):
+        raise DmkerasError(f"loader for preset '{name}' is not callable: {loader!r}")
+    try:
+        inspect.signature(loader).bind()
+    except TypeError:
+        raise DmkerasError(
+            f"loader for preset '{name}' must be callable with no arguments"
+        ) from None
+    except ValueError:  # no signature available (builtins): let the call decide
+        pass
+    if metadata is None:
+        metadata = {}
+    if not isinstance(metadata, Mapping):
+        raise DmkerasError(
+            f"metadata for preset '{name}' must be a mapping, got {type(metadata).__name__}"
+        )
+    if name in _PRESETS:
+        raise DmkerasError(f"preset '{name}' is already registered")
+    _PRESETS[name] = _Preset(
+        name=name, architecture=arch, loader=loader, metadata=copy.deepcopy(dict(metadata))
+    )
+
+
+def list_presets(pattern: str = "*") -> list[str]:
+    """Sorted names of the registered presets matching the fnmatch ``pattern``."""
+    if not isinstance(pattern, str):
+        raise DmkerasError(f"preset name pattern must be a string, got {pattern!r}")
+    return sorted(n for n in _PRESETS if fnmatch.fnmatchcase(n, pattern))
+
+
+def _preset(name) -> _Preset:
+    if not isinstance(name, str) or name not in _PRESETS:
+        raise DmkerasError(
+            f"unknown preset {name!r}; available presets: {', '.join(list_presets()) or 'none'}"
+        )
+    return _PRESETS[name]
+
+
+def preset_info(name: str) -> dict:
+    """A copy of the metadata registered with preset ``name``."""
+    return copy.deepcopy(_preset(name).metadata)
+
+
+def _create_preset(name, num_classes, input_shape, weights, kwargs) -> keras.Model:
+    preset = _preset(name)
+    if weights is not None:
+        raise DmkerasError(f"preset '{name}' comes with its weights; weights= must be None")
+    if kwargs:
+        raise DmkerasError(
+            f"preset '{name}' takes no builder kwargs, got {', '.join(map(repr, sorted(kwargs)))}"
+        )
+    if num_classes is not None:
+        num_classes = _check_num_classes(num_classes)
+    if input_shape is not None:
+        input_shape = _check_input_shape(input_shape)
+    try:
+        model = preset.loader()
+    except DmkerasError:
+        raise
+    except Exception as exc:
+        raise DmkerasError(
+            f"preset '{name}' could not be loaded: {_summarise_load_error(exc)}"
+        ) from exc
+    if not isinstance(model, keras.Model):
+        raise DmkerasError(
+            f"loader of preset '{name}' returned {type(model).__name__}, not a keras.Model"
+        )
+    if num_classes is None and input_shape is None:
+        return model
+
+    if len(model.inputs) != 1 or len(model.outputs) != 1:
+        raise DmkerasError(
+            f"preset '{name}' has {len(model.inputs)} inputs and {len(model.outputs)} outputs, "
+            "cannot check num_classes / input_shape"
+        )
+    have_shape = tuple(model.inputs[0].shape[1:])
+    have_classes = model.outputs[0].shape[-1]
+    differences = []
+    if num_classes is not None and have_classes != num_classes:
+        differences.append(f"outputs {have_classes} classes, not num_classes={num_classes}")
+    if input_shape is not None and (
+        len(have_shape) != len(input_shape)
+        or any(h is not None and h != d for h, d in zip(have_shape, input_shape))
+    ):
+        differences.append(f"takes input_shape {have_shape}, not {input_shape}")
+    if differences:
+        raise DmkerasError(f"preset '{name}' " + "; ".join(differences))
     return model
 
 
@@ -240,5 +421,22 @@ register(
     small_cnn,
     description=(
         "4-conv CNN for tiny inputs such as 8x8x1 digits; kwargs: width=32, batchnorm=True."
+    ),
+)
+register(
+    "resnet50",
+    resnet50,
+    description=(
+        "keras.applications ResNet50 + global pooling + linear head (DivideMix's Clothing1M "
+        "backbone); inputs >= 32x32; imagenet weights available; kwargs: bn_momentum=0.9."
+    ),
+)
+register(
+    "inception_resnet_v2",
+    inception_resnet_v2,
+    description=(
+        "keras.applications InceptionResNetV2 + global pooling + linear head (DivideMix's "
+        "WebVision backbone); inputs >= 8x8 (resized up to 75x75 inside the model); "
+        "imagenet weights available; kwargs: bn_momentum=0.9."
     ),
 )

@@ -1,4 +1,5 @@
-"""Image classification data sources: scikit-learn digits, npz files and tensorflow-datasets.
+"""Image classification data sources: scikit-learn digits, npz files, tensorflow-datasets and
+image files (a folder per class, a CSV list, the Clothing1M and WebVision layouts).
 
 `load_source(spec)` returns a :class:`SplitData` with uint8 images of shape (N, H, W, C), int64
 labels in [0, num_classes) and per-channel normalisation constants for images scaled to [0, 1].
@@ -7,16 +8,20 @@ Every problem with the user's data raises :class:`dmkeras.errors.DmkerasError`.
 
 from __future__ import annotations
 
+import csv
 import dataclasses
 import os
 
 import numpy as np
 
+from dmkeras.data.images import IMAGE_EXTENSIONS, check_image_size, is_image_file, read_images
 from dmkeras.errors import DmkerasError
 
-__all__ = ["SplitData", "load_source", "CIFAR10_N_LABELS", "NORMALISATION", "SPEC_FORMS"]
+__all__ = ["SplitData", "load_source", "CIFAR10_N_LABELS", "NORMALISATION", "SPEC_FORMS",
+           "IMAGE_SPEC_FORMS", "CLOTHING1M_CLASSES"]
 
 SPEC_FORMS = "'digits', 'npz:PATH' or 'tfds:NAME'"
+IMAGE_SPEC_FORMS = "'folder:PATH', 'csv:FILE', 'clothing1m:ROOT' or 'webvision:ROOT'"
 
 # (mean, std) per channel for images in [0, 1], as in the reference's transforms.Normalize.
 _CIFAR10_NORM = ((0.4914, 0.4822, 0.4465), (0.2023, 0.1994, 0.2010))
@@ -38,6 +43,13 @@ _STD_FLOOR = 1e-3
 _TFDS_BATCH = 2048
 _DIGITS_TEST_SIZE = 297
 _NPZ_REQUIRED = ("x_train", "y_train", "x_test", "y_test")
+
+_IMAGE_KINDS = ("folder", "csv", "clothing1m", "webvision")
+# Clothing1M's category_names_eng.txt (used when ROOT has no such file).
+CLOTHING1M_CLASSES = ("T-Shirt", "Shirt", "Knitwear", "Chiffon", "Sweater", "Hoodie", "Windbreaker",
+                      "Jacket", "Downcoat", "Suit", "Shawl", "Dress", "Vest", "Underwear")
+_WEBVISION_CLASSES = 50  # DivideMix trains on the first 50 WebVision classes
+_SHOW = 5  # examples named in messages
 
 
 @dataclasses.dataclass
@@ -72,15 +84,46 @@ class SplitData:
 
 
 def load_source(spec: str, *, tfds_label: str | None = None, data_dir: str | None = None,
-                num_classes: int | None = None) -> SplitData:
-    """Loads ``digits``, ``npz:PATH`` or ``tfds:NAME``.
+                num_classes: int | None = None, image_size=None, test_spec: str | None = None,
+                test_fraction: float = 0.2, skip_unreadable: bool = False, seed: int = 0) -> SplitData:
+    """Loads ``digits``, ``npz:PATH``, ``tfds:NAME`` or image files.
+
+    Image file specs (decoded by :func:`dmkeras.data.images.read_images`):
+
+    - ``folder:PATH``: one sub-folder per class (class names = sorted sub-folder names, label =
+      index; .png .jpg .jpeg .bmp .gif files, searched recursively; hidden entries and other
+      files ignored). If PATH has a ``train/`` folder of class folders it is the training split,
+      and ``test/`` (if present) the test split (its classes must be training classes).
+    - ``csv:FILE``: ``path,label`` lines (an optional ``path,label`` header is skipped; relative
+      paths are resolved against FILE's folder). Integer labels are used as they are; otherwise
+      the labels are class names (classes = sorted unique names).
+    - ``clothing1m:ROOT``: Clothing1M's lists (noisy_label_kv.txt, noisy_train_key_list.txt,
+      clean_label_kv.txt, clean_test_key_list.txt); 14 classes; training labels are the noisy
+      ones, y_train_clean the clean ones when clean_label_kv.txt labels every training image.
+    - ``webvision:ROOT``: WebVision 1.0 (info/train_filelist_google.txt, info/val_filelist.txt
+      with images in val_images_256/), keeping the classes below num_classes (default 50).
+
+    Without a test split of their own (a folder without ``test/``, a CSV), a stratified hold-out
+    of ``test_fraction`` of every class (seeded by ``seed``) is the test split.
 
     tfds_label: for ``tfds:cifar10_n`` the noisy column (one of CIFAR10_N_LABELS, default
         worse_label); for ``tfds:cifar100_n`` only ``noise_label``; for other tfds datasets the
         label feature to use (default ``label``). Not allowed for other specs.
     data_dir: tensorflow-datasets data directory (tfds specs only).
     num_classes: overrides the number of classes (labels are checked against it); by default
-        10 for digits, max label + 1 for npz, the label feature's class count for tfds.
+        10 for digits, max label + 1 for npz and integer CSV labels, the label feature's class
+        count for tfds, the number of classes for folders and named CSV labels, 14 for
+        clothing1m, 50 for webvision.
+    image_size: (height, width) (or an int for squares) every image is resized to (bilinear,
+        antialiased); None requires all images to have one size. Image specs only.
+    test_spec: a ``folder:PATH`` or ``csv:FILE`` spec whose images are the test split instead
+        (a folder with ``test/`` gives that sub-folder). Its labels are mapped to the training
+        classes by name when both have class names, else used as they are. Image specs only.
+    test_fraction: the hold-out fraction, in (0, 1): round(fraction * n) images of each class
+        with n images, but at least one stays in training.
+    skip_unreadable: drop missing or undecodable image files (and their labels), printing how
+        many, instead of raising DmkerasError.
+    seed: seeds the hold-out.
     """
     if not isinstance(spec, str):
         raise DmkerasError(f"data source must be a string ({SPEC_FORMS}), got {spec!r}")
@@ -99,7 +142,12 @@ def load_source(spec: str, *, tfds_label: str | None = None, data_dir: str | Non
         return _load_digits(num_classes)
     if kind == "npz" and rest:
         return _load_npz(rest, num_classes)
-    raise DmkerasError(f"unknown data source {spec!r}; expected {SPEC_FORMS}")
+    if kind in _IMAGE_KINDS and rest:
+        return _load_image_files(
+            spec, kind, rest, num_classes=num_classes, image_size=image_size, test_spec=test_spec,
+            test_fraction=test_fraction, skip_unreadable=skip_unreadable, seed=seed,
+        )
+    raise DmkerasError(f"unknown data source {spec!r}; expected {SPEC_FORMS}, or image files: {IMAGE_SPEC_FORMS}")
 
 
 # --------------------------------------------------------------------------------------------
@@ -387,3 +435,335 @@ def _tfds_to_numpy(tfds, ds, keys, what: str) -> dict[str, np.ndarray]:
     if not parts[keys[0]]:
         raise DmkerasError(f"{what}: split is empty")
     return {k: np.concatenate(v, axis=0) for k, v in parts.items() if v}
+
+
+# --------------------------------------------------------------------------------------------
+# image files: folder, csv, clothing1m, webvision
+
+
+@dataclasses.dataclass
+class _Listing:
+    """Image paths and labels of one split, before decoding."""
+
+    paths: list[str]
+    labels: np.ndarray  # int64
+    class_names: list[str] | None = None
+    named: bool = False  # labels come from class names (folders, named CSV labels)
+    clean: np.ndarray | None = None
+
+    def take(self, idx: np.ndarray) -> "_Listing":
+        return _Listing(
+            [self.paths[i] for i in idx], self.labels[idx], self.class_names, self.named,
+            None if self.clean is None else self.clean[idx],
+        )
+
+
+def _examples(items) -> str:
+    items = list(items)
+    shown = ", ".join(str(i) for i in items[:_SHOW])
+    return shown + (f", ... ({len(items) - _SHOW} more)" if len(items) > _SHOW else "")
+
+
+def _load_image_files(spec: str, kind: str, rest: str, *, num_classes, image_size, test_spec,
+                      test_fraction, skip_unreadable, seed) -> SplitData:
+    size = check_image_size(image_size)
+    if test_spec is not None and not isinstance(test_spec, str):
+        raise DmkerasError(f"test_spec must be a string ('folder:PATH' or 'csv:FILE'), got {test_spec!r}")
+    if (isinstance(test_fraction, bool) or not isinstance(test_fraction, (int, float, np.integer, np.floating))
+            or not 0.0 < float(test_fraction) < 1.0):
+        raise DmkerasError(f"test_fraction must be a number in (0, 1), got {test_fraction!r}")
+    if isinstance(seed, bool) or not isinstance(seed, (int, np.integer)) or seed < 0:
+        raise DmkerasError(f"seed must be a non-negative integer, got {seed!r}")
+    path = os.path.expanduser(rest)
+
+    if kind == "folder":
+        name = os.path.basename(os.path.normpath(os.path.abspath(path)))
+        train, test = _folder_listing(path, with_test=test_spec is None)
+    elif kind == "csv":
+        name = os.path.splitext(os.path.basename(path))[0]
+        train, test = _csv_listing(path), None
+    elif kind == "clothing1m":
+        name = "clothing1m"
+        if num_classes is None:
+            num_classes = len(CLOTHING1M_CLASSES)
+        train, test = _clothing1m_listing(path, num_classes)
+    else:
+        name = "webvision"
+        if num_classes is None:
+            num_classes = _WEBVISION_CLASSES
+        train, test = _webvision_listing(path, num_classes)
+
+    if test_spec is not None:
+        test = _test_spec_listing(test_spec, train)
+    elif test is None:
+        train, test = _hold_out(train, float(test_fraction), int(seed), spec)
+
+    if num_classes is None:
+        if train.named:
+            num_classes = len(train.class_names)
+        else:
+            for listing, split in ((train, "train"), (test, "test")):
+                if listing.labels.min() < 0:
+                    _check_listing_range(listing, int(listing.labels.max()) + 1, f"{spec} {split}")
+            num_classes = int(max(train.labels.max(), test.labels.max())) + 1
+    _check_listing_range(train, num_classes, f"{spec} train")
+    _check_listing_range(test, num_classes, f"{spec} test")
+    if train.clean is not None:
+        _check_range(train.clean, num_classes, f"{spec} train clean labels")
+
+    class_names = list(train.class_names or [])[:num_classes]
+    class_names += [str(i) for i in range(len(class_names), num_classes)]
+
+    images, kept = read_images(train.paths + test.paths, size, skip_unreadable=skip_unreadable)
+    n_train = len(train.paths)
+    keep_train, keep_test = kept[:n_train], kept[n_train:]
+    k = int(keep_train.sum())
+    for count, split in ((k, "train"), (int(keep_test.sum()), "test")):
+        if count == 0:
+            raise DmkerasError(f"{spec}: no readable image left in the {split} split")
+    y_clean = None if train.clean is None else train.clean[keep_train]
+    return _finish(name, images[:k], train.labels[keep_train], images[k:], test.labels[keep_test],
+                   num_classes, y_train_clean=y_clean, class_names=class_names)
+
+
+def _check_listing_range(listing: _Listing, num_classes: int, what: str) -> None:
+    y = listing.labels
+    bad = np.flatnonzero((y < 0) | (y >= num_classes))
+    if bad.size:
+        i = int(bad[0])
+        raise DmkerasError(
+            f"{what}: {bad.size} label(s) outside [0, {num_classes}) (e.g. {int(y[i])} for {listing.paths[i]})"
+        )
+
+
+def _hold_out(listing: _Listing, fraction: float, seed: int, what: str) -> tuple[_Listing, _Listing]:
+    """Stratified, seeded split: round(fraction * n) images of every class (keeping >= 1 in train)."""
+    rng = np.random.default_rng(seed)
+    y = listing.labels
+    picked = []
+    for c in np.unique(y):
+        idx = np.flatnonzero(y == c)
+        k = min(int(np.floor(fraction * idx.size + 0.5)), idx.size - 1)
+        if k > 0:
+            picked.append(rng.permutation(idx)[:k])
+    if not picked:
+        raise DmkerasError(
+            f"{what}: test_fraction={fraction:g} of {y.size} images leaves the test split empty; "
+            "use a larger test_fraction or pass test_spec"
+        )
+    in_test = np.zeros(y.size, dtype=bool)
+    in_test[np.concatenate(picked)] = True
+    return listing.take(np.flatnonzero(~in_test)), listing.take(np.flatnonzero(in_test))
+
+
+def _test_spec_listing(test_spec: str, train: _Listing) -> _Listing:
+    kind, _, rest = test_spec.partition(":")
+    path = os.path.expanduser(rest)
+    if kind == "folder" and rest:
+        whole, test = _folder_listing(path, with_test=True)
+        test = test or whole
+    elif kind == "csv" and rest:
+        test = _csv_listing(path)
+    else:
+        raise DmkerasError(f"test_spec must be 'folder:PATH' or 'csv:FILE', got {test_spec!r}")
+    if train.named and test.named:
+        test = _map_classes(test, train.class_names, f"test_spec {test_spec}")
+    return test
+
+
+def _map_classes(listing: _Listing, class_names: list[str], what: str) -> _Listing:
+    """Relabels a named listing by the training class names."""
+    index = {n: i for i, n in enumerate(class_names)}
+    unknown = [n for n in listing.class_names if n not in index]
+    if unknown:
+        raise DmkerasError(f"{what} has classes the training data lacks: {_examples(unknown)}")
+    lookup = np.array([index[n] for n in listing.class_names], dtype=np.int64)
+    return _Listing(listing.paths, lookup[listing.labels], list(class_names), True)
+
+
+# folder
+
+
+def _visible_subdirs(path: str) -> list[str]:
+    try:
+        entries = os.listdir(path)
+    except OSError as e:
+        raise DmkerasError(f"cannot list folder {path}: {e.strerror or e}") from e
+    return sorted(d for d in entries if not d.startswith(".") and os.path.isdir(os.path.join(path, d)))
+
+
+def _folder_listing(path: str, *, with_test: bool) -> tuple[_Listing, _Listing | None]:
+    """(train, test or None) of a class-folder tree; `train/` + `test/` layout if present."""
+    if not os.path.isdir(path):
+        raise DmkerasError(f"image folder {path} does not exist or is not a folder")
+    train_dir, test_dir = os.path.join(path, "train"), os.path.join(path, "test")
+    if os.path.isdir(train_dir) and _visible_subdirs(train_dir):
+        train = _scan_classes(train_dir)
+        test = None
+        if with_test and os.path.isdir(test_dir):
+            test = _map_classes(_scan_classes(test_dir), train.class_names, f"test folder {test_dir}")
+        return train, test
+    return _scan_classes(path), None
+
+
+def _scan_classes(root: str) -> _Listing:
+    classes = _visible_subdirs(root)
+    if not classes:
+        raise DmkerasError(f"image folder {root} has no class sub-folders (expected one sub-folder per class)")
+
+    paths, labels = [], []
+    for label, cls in enumerate(classes):
+        class_dir = os.path.join(root, cls)
+        files = []
+        for dirpath, dirnames, filenames in os.walk(class_dir, followlinks=True):
+            dirnames[:] = sorted(d for d in dirnames if not d.startswith("."))
+            files.extend(os.path.join(dirpath, f) for f in sorted(filenames)
+                         if not f.startswith(".") and is_image_file(f))
+        if not files:
+            raise DmkerasError(f"class folder {class_dir} has no image files ({' '.join(IMAGE_EXTENSIONS)})")
+        paths.extend(files)
+        labels.extend([label] * len(files))
+    return _Listing(paths, np.array(labels, dtype=np.int64), classes, True)
+
+
+# csv
+
+
+def _csv_listing(path: str) -> _Listing:
+    if not os.path.isfile(path):
+        raise DmkerasError(f"csv file {path} does not exist")
+    base = os.path.dirname(os.path.abspath(path))
+    paths, raw_labels = [], []
+    line = 0
+    try:
+        with open(path, newline="", encoding="utf-8-sig") as f:
+            reader = csv.reader(f)
+            first = True
+            for row in reader:
+                line = reader.line_num
+                fields = [v.strip() for v in row]
+                if not any(fields):
+                    continue
+                if first and [v.lower() for v in fields] == ["path", "label"]:
+                    first = False
+                    continue
+                first = False
+                if len(fields) != 2 or not fields[0] or not fields[1]:
+                    raise DmkerasError(f"{path} line {line}: expected 'path,label', got {','.join(row)!r}")
+                paths.append(os.path.join(base, os.path.expanduser(fields[0])))
+                raw_labels.append(fields[1])
+    except DmkerasError:
+        raise
+    except UnicodeDecodeError as e:
+        raise DmkerasError(f"{path} is not UTF-8 text ({e.reason} at byte {e.start})") from e
+    except (csv.Error, OSError) as e:
+        raise DmkerasError(f"cannot read csv file {path} (line {line + 1}): {e}") from e
+    if not paths:
+        raise DmkerasError(f"csv file {path} lists no images")
+    try:
+        labels = np.array([int(v) for v in raw_labels], dtype=np.int64)
+        return _Listing(paths, labels)
+    except (ValueError, OverflowError):
+        names = sorted(set(raw_labels))
+        index = {n: i for i, n in enumerate(names)}
+        return _Listing(paths, np.array([index[v] for v in raw_labels], dtype=np.int64), names, True)
+
+
+# Clothing1M and WebVision lists ("relative/path label" lines)
+
+
+def _require_files(root: str, names, what: str) -> None:
+    if not os.path.isdir(root):
+        raise DmkerasError(f"{what} root {root} does not exist or is not a folder")
+    missing = [n for n in names if not os.path.isfile(os.path.join(root, n))]
+    if missing:
+        raise DmkerasError(f"{what} root {root} is missing {', '.join(missing)}")
+
+
+def _read_lines(path: str):
+    try:
+        with open(path, encoding="utf-8-sig") as f:
+            for number, line in enumerate(f, 1):
+                text = line.strip()
+                if text:
+                    yield number, text
+    except UnicodeDecodeError as e:
+        raise DmkerasError(f"{path} is not UTF-8 text ({e.reason} at byte {e.start})") from e
+    except OSError as e:
+        raise DmkerasError(f"cannot read {path}: {e.strerror or e}") from e
+
+
+def _read_label_list(path: str) -> tuple[list[str], list[int]]:
+    keys, labels = [], []
+    for number, text in _read_lines(path):
+        parts = text.rsplit(None, 1)
+        try:
+            if len(parts) != 2:
+                raise ValueError
+            label = int(parts[1])
+        except ValueError:
+            raise DmkerasError(f"{path} line {number}: expected '<image path> <integer label>', got {text!r}") from None
+        keys.append(parts[0])
+        labels.append(label)
+    return keys, labels
+
+
+def _read_key_list(path: str) -> list[str]:
+    keys = [text for _, text in _read_lines(path)]
+    if not keys:
+        raise DmkerasError(f"{path} lists no images")
+    return keys
+
+
+def _read_names(path: str, count: int) -> list[str] | None:
+    if not os.path.isfile(path):
+        return None
+    names = [text for _, text in _read_lines(path)]
+    return names[:count] if len(names) >= count else None
+
+
+def _clothing1m_listing(root: str, num_classes: int) -> tuple[_Listing, _Listing]:
+    files = ("noisy_label_kv.txt", "noisy_train_key_list.txt", "clean_label_kv.txt", "clean_test_key_list.txt")
+    _require_files(root, files, "clothing1m")
+    noisy = dict(zip(*_read_label_list(os.path.join(root, "noisy_label_kv.txt"))))
+    clean = dict(zip(*_read_label_list(os.path.join(root, "clean_label_kv.txt"))))
+    train_keys = _read_key_list(os.path.join(root, "noisy_train_key_list.txt"))
+    test_keys = _read_key_list(os.path.join(root, "clean_test_key_list.txt"))
+    for keys, kv, list_name, kv_name in ((train_keys, noisy, files[1], files[0]),
+                                         (test_keys, clean, files[3], files[2])):
+        unlabeled = [k for k in keys if k not in kv]
+        if unlabeled:
+            raise DmkerasError(
+                f"clothing1m: {len(unlabeled)} image(s) of {list_name} have no label in {kv_name}: {_examples(unlabeled)}"
+            )
+    names = _read_names(os.path.join(root, "category_names_eng.txt"), num_classes)
+    if names is None and num_classes <= len(CLOTHING1M_CLASSES):
+        names = list(CLOTHING1M_CLASSES[:num_classes])
+    y_clean = None
+    if all(k in clean for k in train_keys):
+        y_clean = np.array([clean[k] for k in train_keys], dtype=np.int64)
+    train = _Listing([os.path.join(root, k) for k in train_keys],
+                     np.array([noisy[k] for k in train_keys], dtype=np.int64), names, clean=y_clean)
+    test = _Listing([os.path.join(root, k) for k in test_keys],
+                    np.array([clean[k] for k in test_keys], dtype=np.int64), names)
+    return train, test
+
+
+def _webvision_listing(root: str, num_classes: int) -> tuple[_Listing, _Listing]:
+    train_list = os.path.join("info", "train_filelist_google.txt")
+    val_list = os.path.join("info", "val_filelist.txt")
+    _require_files(root, (train_list, val_list), "webvision")
+    names = _read_names(os.path.join(root, "info", "synsets.txt"), num_classes)
+    out = []
+    for list_name, folder in ((train_list, root), (val_list, os.path.join(root, "val_images_256"))):
+        keys, labels = _read_label_list(os.path.join(root, list_name))
+        labels = np.array(labels, dtype=np.int64)
+        negative = np.flatnonzero(labels < 0)
+        if negative.size:
+            i = int(negative[0])
+            raise DmkerasError(f"webvision: {list_name} has {negative.size} negative label(s) (e.g. {labels[i]} for {keys[i]})")
+        keep = np.flatnonzero(labels < num_classes)
+        if keep.size == 0:
+            raise DmkerasError(f"webvision: {list_name} has no image with a label below num_classes={num_classes}")
+        out.append(_Listing([os.path.join(folder, keys[i]) for i in keep], labels[keep], names))
+    return out[0], out[1]

@@ -1,0 +1,89 @@
+"""Exact resume: a checkpoint at the end of every epoch, written so that a crash never loses one.
+
+A checkpoint holds both nets' weights (BatchNorm statistics included), both optimizers' variables
+(momentum, iteration count), each net's loss history (the co-divide averaging), the epoch logs
+and the elapsed time. Nothing else is needed to continue exactly: every random draw of an epoch
+(plans, augmentation, mixing) is seeded from (seed, epoch, net), not from a running state.
+
+Writing is atomic at the directory level: the new checkpoint is written to `checkpoint.tmp/`,
+`state.json` last; then `checkpoint/` is renamed to `checkpoint.old/`, `checkpoint.tmp/` to
+`checkpoint/`, and `checkpoint.old/` removed. A process killed at any point leaves either
+`checkpoint/` or `checkpoint.old/` complete, and `latest` picks the complete one.
+"""
+
+import json
+import os
+import shutil
+
+import keras
+import numpy as np
+
+STATE = "state.json"
+
+
+def _complete(path: str) -> bool:
+    return os.path.isfile(os.path.join(path, STATE))
+
+
+def latest(workdir: str) -> str | None:
+    """The newest complete checkpoint directory of a run, or None."""
+    for name in ("checkpoint", "checkpoint.old"):
+        path = os.path.join(workdir, name)
+        if _complete(path):
+            return path
+    return None
+
+
+def save(workdir: str, model, codivide, history: list[dict], elapsed_s: float) -> None:
+    tmp = os.path.join(workdir, "checkpoint.tmp")
+    shutil.rmtree(tmp, ignore_errors=True)
+    os.makedirs(tmp)
+    arrays = {}
+    for k, (net, optimizer) in enumerate(zip(model.nets, model.optimizers)):
+        net.save_weights(os.path.join(tmp, f"net{k + 1}.weights.h5"))
+        for i, variable in enumerate(optimizer.variables):
+            arrays[f"opt{k + 1}_{i}"] = keras.ops.convert_to_numpy(variable)
+    for k, loss_history in enumerate(codivide.histories):
+        for i, losses in enumerate(loss_history.entries):
+            arrays[f"losses{k + 1}_{i}"] = losses
+    np.savez(os.path.join(tmp, "arrays.npz"), **arrays)
+    state = {
+        "epoch": len(history),
+        "history": history,
+        "elapsed_s": elapsed_s,
+        "loss_history_lengths": [len(h.entries) for h in codivide.histories],
+        "optimizer_variables": [len(o.variables) for o in model.optimizers],
+    }
+    with open(os.path.join(tmp, STATE), "w") as f:  # written last: marks the checkpoint complete
+        json.dump(state, f)
+    current, old = os.path.join(workdir, "checkpoint"), os.path.join(workdir, "checkpoint.old")
+    shutil.rmtree(old, ignore_errors=True)
+    if os.path.exists(current):
+        os.replace(current, old)
+    os.replace(tmp, current)
+    shutil.rmtree(old, ignore_errors=True)
+
+
+def restore(path: str, model, codivide) -> dict:
+    """Load a checkpoint into the (built, compiled) model and the CoDivide callback; return its state."""
+    with open(os.path.join(path, STATE)) as f:
+        state = json.load(f)
+    arrays = np.load(os.path.join(path, "arrays.npz"))
+    for k, (net, optimizer) in enumerate(zip(model.nets, model.optimizers)):
+        net.load_weights(os.path.join(path, f"net{k + 1}.weights.h5"))
+        for i, variable in enumerate(optimizer.variables):
+            variable.assign(arrays[f"opt{k + 1}_{i}"])
+    for k, (loss_history, n) in enumerate(zip(codivide.histories, state["loss_history_lengths"])):
+        loss_history.entries = [arrays[f"losses{k + 1}_{i}"] for i in range(n)]
+    return state
+
+
+class EpochCheckpoint(keras.callbacks.Callback):
+    """Saves a checkpoint at the end of every epoch (after `recorder` has logged the epoch)."""
+
+    def __init__(self, workdir: str, codivide, recorder):
+        super().__init__()
+        self.workdir, self.codivide, self.recorder = workdir, codivide, recorder
+
+    def on_epoch_end(self, epoch, logs=None):
+        save(self.workdir, self.model, self.codivide, self.recorder.history, self.recorder.elapsed_s)

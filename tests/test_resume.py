@@ -1,0 +1,97 @@
+"""Exact resume: a run killed with SIGKILL and started again ends as an uninterrupted run."""
+
+import csv
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+
+import pytest
+
+from dmkeras import checkpoint
+
+REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+FLAGS = [
+    "--flagfile=launch/configs/digits_sym50.cfg", "--train_limit=300", "--test_limit=60", "--epochs=7", "--warm_up=2",
+    "--lr_drop_epoch=5", "--verbose=0",
+]
+
+
+def _command(workdir):
+    return [sys.executable, "-m", "launch.train", *FLAGS, f"--workdir={workdir}"]
+
+
+def _metrics(workdir):
+    with open(os.path.join(workdir, "metrics.csv")) as f:
+        return [{k: v for k, v in row.items() if k != "epoch_time_s"} for row in csv.DictReader(f)]
+
+
+def _summary(workdir):
+    with open(os.path.join(workdir, "summary.json")) as f:
+        return {k: v for k, v in json.load(f).items() if k != "wall_time_s"}
+
+
+def _checkpointed_epochs(workdir):
+    path = checkpoint.latest(str(workdir))
+    if path is None:
+        return 0
+    try:
+        with open(os.path.join(path, checkpoint.STATE)) as f:
+            return json.load(f)["epoch"]
+    except (OSError, ValueError):
+        return 0
+
+
+@pytest.fixture(scope="module")
+def uninterrupted(tmp_path_factory):
+    workdir = tmp_path_factory.mktemp("whole")
+    proc = subprocess.run(_command(workdir), cwd=REPO, capture_output=True, text=True, timeout=600)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    return workdir
+
+
+def test_sigkill_then_rerun_ends_with_the_same_metrics(uninterrupted, tmp_path):
+    proc = subprocess.Popen(_command(tmp_path), cwd=REPO, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    deadline = time.time() + 300
+    while proc.poll() is None and time.time() < deadline and _checkpointed_epochs(tmp_path) < 3:
+        time.sleep(0.2)
+    proc.send_signal(signal.SIGKILL)  # mid-epoch 4 (or while writing its checkpoint)
+    proc.wait(timeout=60)
+    done = _checkpointed_epochs(tmp_path)
+    assert 3 <= done < 7, "the run was not interrupted mid-way"
+    rerun = subprocess.run(_command(tmp_path), cwd=REPO, capture_output=True, text=True, timeout=600)
+    assert rerun.returncode == 0, rerun.stderr[-3000:]
+    assert "resuming from" in rerun.stdout and f"{done} of 7 epochs done" in rerun.stdout
+    assert _metrics(tmp_path) == _metrics(uninterrupted)
+    assert _summary(tmp_path) == _summary(uninterrupted)
+
+
+def test_rerunning_a_finished_run_changes_nothing(uninterrupted):
+    before = _metrics(uninterrupted)
+    proc = subprocess.run(_command(uninterrupted), cwd=REPO, capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    assert "7 of 7 epochs done" in proc.stdout
+    assert _metrics(uninterrupted) == before
+
+
+def test_a_checkpoint_of_another_configuration_is_refused(uninterrupted):
+    proc = subprocess.run(_command(uninterrupted) + ["--lambda_u=5"], cwd=REPO, capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 2
+    last = proc.stderr.strip().splitlines()[-1]
+    assert last.startswith("error: ") and "--lambda_u" in last and "another configuration" in last
+
+
+def test_latest_skips_a_half_written_checkpoint(tmp_path):
+    complete = tmp_path / "checkpoint.old"
+    complete.mkdir()
+    (complete / checkpoint.STATE).write_text("{}")
+    half = tmp_path / "checkpoint"  # killed after the rename, before state.json: cannot happen, but must not be used
+    half.mkdir()
+    (half / "net1.weights.h5").write_bytes(b"partial")
+    (tmp_path / "checkpoint.tmp").mkdir()  # killed while writing the next one
+    assert checkpoint.latest(str(tmp_path)) == str(complete)
+    (half / checkpoint.STATE).write_text("{}")
+    assert checkpoint.latest(str(tmp_path)) == str(half)
+    assert checkpoint.latest(str(tmp_path / "nothing")) is None
