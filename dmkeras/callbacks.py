@@ -28,6 +28,26 @@ class StepDecay(keras.callbacks.Callback):
             optimizer.learning_rate = self.learning_rate(epoch)
 
 
+class FreezeBackbone(keras.callbacks.Callback):
+    """Fine-tuning: for the first `epochs` epochs only each net's last layer (the classifier head)
+    trains; the rest of the backbone is frozen (BatchNorm then uses its moving statistics)."""
+
+    def __init__(self, epochs: int):
+        super().__init__()
+        self.epochs = epochs
+        self._frozen = None
+
+    def on_epoch_begin(self, epoch, logs=None):
+        frozen = epoch < self.epochs
+        if frozen == self._frozen:
+            return
+        for net in self.model.nets:
+            for layer in net.layers[:-1]:
+                layer.trainable = not frozen
+        self.model.reset_step_functions()  # the compiled steps captured the old trainable weights
+        self._frozen = frozen
+
+
 def write_json_atomic(path: str, data) -> None:
     """Write JSON through a temporary file so an interruption never leaves half a file."""
     tmp = f"{path}.tmp"

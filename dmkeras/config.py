@@ -43,6 +43,7 @@ class TrainConfig:
     method: str = _field("dividemix", 'dividemix | standard')
     backbone: str = _field("small_cnn", "a name from dmkeras.zoo.list_models()")
     backbone_args: str = _field("", 'extra builder arguments, e.g. "alpha=0.35" or "width=64"')
+    freeze_epochs: int = _field(0, "fine-tuning: train only the classifier head for the first N epochs")
     weights: str = _field("", '"" (random init), "imagenet", or a local weights file')
 
     # optimisation (reference: SGD momentum 0.9, lr / 10 at lr_drop_epoch)
@@ -103,6 +104,7 @@ class TrainConfig:
         check(self.division in DIVISIONS, f"--division must be one of {', '.join(DIVISIONS)}, got {self.division!r}")
         check(0.0 <= self.class_floor <= 1.0, f"--class_floor must be in [0, 1], got {self.class_floor}")
         check(self.loss_history >= 1, f"--loss_history must be >= 1, got {self.loss_history}")
+        check(0 <= self.freeze_epochs <= self.epochs, f"--freeze_epochs must be in [0, epochs={self.epochs}], got {self.freeze_epochs}")
         check(self.train_limit >= 0, f"--train_limit must be >= 0, got {self.train_limit}")
         check(self.test_limit >= 0, f"--test_limit must be >= 0, got {self.test_limit}")
         check(self.pad >= 0, f"--pad must be >= 0, got {self.pad}")

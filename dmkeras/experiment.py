@@ -204,6 +204,7 @@ def run(config: TrainConfig) -> dict:
             rampup_epochs=config.rampup_epochs,
             callbacks=[
                 callbacks_lib.StepDecay(config.lr, config.lr_drop_epoch),
+                *([callbacks_lib.FreezeBackbone(config.freeze_epochs)] if config.freeze_epochs else []),
                 recorder,
                 checkpoint.EpochCheckpoint(config.workdir, codivide, recorder),
             ],

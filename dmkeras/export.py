@@ -2,7 +2,7 @@
 
     >>> from dmkeras import export
     >>> export.export_run("runs/digits_sym50", "exports/digits_sym50")
-    >>> model = export.load("exports/digits_sym50")          # keras.Model: uint8 images -> probabilities
+    >>> model = export.load("exports/digits_sym50")  # keras.Model: uint8 images -> probabilities (= zoo.load)
     >>> export.model_card("exports/digits_sym50")["test_acc_best"]
 
 The export directory is itself a SavedModel (`tf.saved_model.load(DIR)` works, and so does TF
@@ -92,6 +92,8 @@ def _read_run(workdir: str, allow_unfinished: bool) -> dict:
 
 def _load_nets(directory: str, names) -> list:
     import keras
+
+    from dmkeras import zoo  # noqa: F401  (imports every backbone module, so any layer they register is known)
 
     nets = []
     for name in names:
@@ -296,12 +298,13 @@ TF Serving can serve the directory as it is (signature `serving_default`).
 ## Reload in Keras
 
 ```python
-from dmkeras import export
+import dmkeras.zoo
 
-model = export.load("DIR")                  # keras.Model: uint8 images -> class probabilities
-probabilities = model.predict(images)
-card = export.model_card("DIR")
+model = dmkeras.zoo.load("DIR")             # keras.Model: uint8 images -> class probabilities
+probabilities = model.predict(images)       # the same numbers as serving_default
 ```
+
+(`dmkeras.export.load("DIR")` is the same; `dmkeras.export.model_card("DIR")` reads `model_card.json`.)
 """
 
 

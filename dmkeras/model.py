@@ -53,6 +53,10 @@ class _CoTrainedModel(keras.Model):
                 optimizer.build(net.trainable_weights)
         self._step_functions = {}
 
+    def reset_step_functions(self):
+        """Forget the compiled steps (after a change of which weights are trainable)."""
+        self._step_functions = {}
+
     # -- per-replica train steps --------------------------------------------------------------------
 
     def _apply_gradients(self, k, loss, tape):

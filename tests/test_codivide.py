@@ -140,3 +140,19 @@ def test_class_aware_division_in_training_keeps_every_class():
         kept = codivide.divisions[0].labeled
         assert (kept[labels == 2].sum() == 0) == emptied
         assert kept[labels != 2].sum() > 0
+
+
+def test_freeze_backbone_trains_only_the_head_then_everything():
+    from dmkeras.callbacks import FreezeBackbone
+
+    model, bank, labels, test_data = _setup(n=40)
+    codivide = CoDivide(bank, labels, warm_up=2, batch_size=8)
+    net = model.net1
+    before = [w.numpy().copy() for w in net.weights]
+    trainer.train(model, codivide, epochs=1, test_data=test_data, callbacks=[FreezeBackbone(1)], verbose=0)
+    changed = {w.path for w, old in zip(net.weights, before) if not np.array_equal(w.numpy(), old)}
+    head = {w.path for w in net.layers[-1].weights}
+    assert changed == head  # moving BN statistics untouched too: frozen BN runs in inference mode
+    trainer.train(model, codivide, epochs=2, initial_epoch=1, test_data=test_data, callbacks=[FreezeBackbone(1)], verbose=0)
+    assert all(layer.trainable for layer in net.layers)
+    assert not np.array_equal(before[0], net.weights[0].numpy())

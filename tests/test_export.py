@@ -81,7 +81,7 @@ def test_export_directory_holds_savedmodel_nets_card_and_readme(exported):
         assert os.path.getsize(os.path.join(exported, name)) > 0, name
     assert os.listdir(os.path.join(exported, "variables"))
     readme = open(os.path.join(exported, "README.md")).read()
-    assert "tf.saved_model.load" in readme and "serving_default" in readme and "export.load" in readme
+    assert "tf.saved_model.load" in readme and "serving_default" in readme and "dmkeras.zoo.load" in readme
     assert not [n for n in os.listdir(os.path.dirname(exported)) if n != "model"]  # no temp dir left
 
 
@@ -119,6 +119,9 @@ def test_keras_load_gives_the_same_probabilities(run_dir, exported):
     got = model.predict(images, verbose=0)
     np.testing.assert_allclose(got, _reference(run_dir, images), atol=1e-5)
     np.testing.assert_allclose(got, _serve(exported, images), atol=1e-5)
+    from dmkeras import zoo
+
+    np.testing.assert_allclose(zoo.load(exported).predict(images, verbose=0), got, atol=1e-6)
 
 
 def test_model_card(run_dir, exported):
