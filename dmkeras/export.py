@@ -443,3 +443,34 @@ def load(directory: str):
     nets = _load_nets(directory, names)
     _check_nets(nets, card["dataset"], directory)
     return _keras_ensemble(nets, card["dataset"])
+
+
+def register_preset(directory: str, name: str, *, net: int = 1) -> str:
+    """Register an export as the zoo preset `name` ("arch.tag", e.g. "small_cnn.dividemix_digits_sym50").
+
+    `zoo.create_model(name)` then returns net `net` of the export as a backbone (normalised images
+    -> logits, like every zoo model), ready to fine-tune; the preset's metadata carries the model
+    card's dataset, noise, accuracy and path. Returns the name.
+    """
+    from dmkeras import zoo
+
+    card = model_card(directory)
+    path = os.path.join(os.fspath(directory), f"net{net}.keras")
+    if f"net{net}.keras" not in card.get("nets", []) or not os.path.isfile(path):
+        raise DmkerasError(f"export {directory} has no net{net}.keras")
+    arch = name.split(".", 1)[0]
+    if arch != card.get("backbone"):
+        raise DmkerasError(f"preset {name!r}: the export's backbone is {card.get('backbone')!r}, not {arch!r}")
+    metadata = {
+        "path": os.path.abspath(os.fspath(directory)),
+        "dataset": card["dataset"].get("name"),
+        "num_classes": card["dataset"].get("num_classes"),
+        "input_shape": card["dataset"].get("image_shape"),
+        "noise": card.get("noise"),
+        "method": card.get("method"),
+        "test_acc_best": card.get("test_acc_best"),
+        "test_acc_last": card.get("test_acc_last"),
+        "division_auc_last": card.get("division_auc_last"),
+    }
+    zoo.register_preset(name, lambda: _load_nets(os.fspath(directory), [f"net{net}.keras"])[0], metadata=metadata)
+    return name

@@ -226,3 +226,20 @@ def test_library_errors(run_dir, tmp_path):
     with pytest.raises(DmkerasError, match="dataset.json"):
         export.export_run(workdir, str(tmp_path / "out"))
     assert not os.path.exists(tmp_path / "out")
+
+
+def test_an_export_registers_as_a_zoo_preset(run_dir, exported):
+    import keras
+
+    from dmkeras import export, zoo
+
+    name = export.register_preset(exported, "small_cnn.test_digits_export")
+    assert name in zoo.list_presets("small_cnn.*")
+    info = zoo.preset_info(name)
+    assert info["dataset"] == "digits" and info["num_classes"] == 10 and info["path"] == os.path.abspath(exported)
+    net = zoo.create_model(name, num_classes=10, input_shape=(8, 8, 1))
+    reference = keras.saving.load_model(os.path.join(run_dir, "net1.keras"))
+    images = np.random.default_rng(0).normal(size=(4, 8, 8, 1)).astype("float32")
+    np.testing.assert_allclose(net.predict(images, verbose=0), reference.predict(images, verbose=0), rtol=1e-5, atol=1e-6)
+    with pytest.raises(DmkerasError, match="backbone is 'small_cnn', not 'mobilenet_v2'"):
+        export.register_preset(exported, "mobilenet_v2.other")
