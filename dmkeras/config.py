@@ -28,6 +28,10 @@ class TrainConfig:
     dataset: str = _field("digits", 'digits | npz:PATH | tfds:NAME')
     tfds_label: str = _field("", 'label column for cifar10_n / cifar100_n ("" = the dataset\'s default)')
     data_dir: str = _field("", 'tensorflow-datasets data_dir ("" = tfds default)')
+    image_size: str = _field("", "H,W: resize the images of folder/csv/clothing1m/webvision sources ('' = native)")
+    test_dataset: str = _field("", "a separate test split for folder:/csv: sources (same forms as --dataset)")
+    test_fraction: float = _field(0.2, "folder:/csv: without a test split: stratified hold-out fraction")
+    skip_unreadable: bool = _field(False, "skip unreadable or missing image files (counted) instead of stopping")
     train_limit: int = _field(0, 'use only the first N training samples (0 = all)')
     test_limit: int = _field(0, 'use only the first N test samples (0 = all)')
     augment: str = _field("crop,flip", 'comma list of crop, flip; or none')
@@ -105,6 +109,8 @@ class TrainConfig:
         check(0.0 <= self.class_floor <= 1.0, f"--class_floor must be in [0, 1], got {self.class_floor}")
         check(self.loss_history >= 1, f"--loss_history must be >= 1, got {self.loss_history}")
         check(0 <= self.freeze_epochs <= self.epochs, f"--freeze_epochs must be in [0, epochs={self.epochs}], got {self.freeze_epochs}")
+        check(0.0 < self.test_fraction < 1.0, f"--test_fraction must be in (0, 1), got {self.test_fraction}")
+        parse_image_size(self.image_size)
         check(self.train_limit >= 0, f"--train_limit must be >= 0, got {self.train_limit}")
         check(self.test_limit >= 0, f"--test_limit must be >= 0, got {self.test_limit}")
         check(self.pad >= 0, f"--pad must be >= 0, got {self.pad}")
@@ -123,6 +129,22 @@ class TrainConfig:
 
     def to_json(self) -> str:
         return json.dumps(dataclasses.asdict(self), indent=2, sort_keys=True)
+
+
+def parse_image_size(text: str):
+    """"224,224" or "224" -> (224, 224); "" -> None."""
+    if not text:
+        return None
+    parts = [p.strip() for p in text.split(",")]
+    try:
+        size = tuple(int(p) for p in parts)
+    except ValueError:
+        raise DmkerasError(f"--image_size must be H,W (or one number), got {text!r}") from None
+    if len(size) == 1:
+        size = size * 2
+    if len(size) != 2 or min(size) < 1:
+        raise DmkerasError(f"--image_size must be H,W with positive sizes, got {text!r}")
+    return size
 
 
 def parse_backbone_args(text: str) -> dict:

@@ -14,7 +14,7 @@ import numpy as np
 from dmkeras import callbacks as callbacks_lib
 from dmkeras import checkpoint, distribute, metrics, trainer, zoo
 from dmkeras.codivide import CoDivide
-from dmkeras.config import TrainConfig, parse_backbone_args
+from dmkeras.config import TrainConfig, parse_backbone_args, parse_image_size
 from dmkeras.data import noise as noise_lib
 from dmkeras.data import pipeline, sources
 from dmkeras.data.augment import AugmentConfig
@@ -36,7 +36,16 @@ class NoisyData:
 
 def load_data(config: TrainConfig) -> NoisyData:
     """Load the dataset, cut it to the requested size and apply (or reuse) the label noise."""
-    split = sources.load_source(config.dataset, tfds_label=config.tfds_label or None, data_dir=config.data_dir or None)
+    split = sources.load_source(
+        config.dataset,
+        tfds_label=config.tfds_label or None,
+        data_dir=config.data_dir or None,
+        image_size=parse_image_size(config.image_size),
+        test_spec=config.test_dataset or None,
+        test_fraction=config.test_fraction,
+        skip_unreadable=config.skip_unreadable,
+        seed=config.seed,
+    )
     if config.train_limit:
         split = dataclasses.replace(
             split,
