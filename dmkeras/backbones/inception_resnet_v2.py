@@ -17,12 +17,9 @@ softmax).  As in keras, its BatchNormalizations have no scale (gamma).
 
 from __future__ import annotations
 
-import numbers
-
 import keras
-from keras import layers
 
-from dmkeras.errors import DmkerasError
+from dmkeras.backbones.applications import application_backbone
 
 MIN_INPUT_SIZE = 8
 KERAS_MIN_INPUT_SIZE = 75
@@ -45,59 +42,14 @@ def inception_resnet_v2(num_classes, input_shape, weights=None, bn_momentum=0.9)
             moving average (PyTorch's default, as the reference; keras.applications
             would use 0.99).
     """
-    if weights not in (None, "imagenet"):
-        raise DmkerasError(
-            f"inception_resnet_v2 weights must be None or 'imagenet', got {weights!r}"
-        )
-    if (
-        isinstance(bn_momentum, bool)
-        or not isinstance(bn_momentum, numbers.Real)
-        or not 0.0 <= bn_momentum < 1.0
-    ):
-        raise DmkerasError(
-            f"inception_resnet_v2 bn_momentum must be a number in [0, 1), got {bn_momentum!r}"
-        )
-    height, width, channels = (int(d) for d in input_shape)
-    if height < MIN_INPUT_SIZE or width < MIN_INPUT_SIZE:
-        raise DmkerasError(
-            f"inception_resnet_v2 needs inputs of at least {MIN_INPUT_SIZE}x{MIN_INPUT_SIZE}, "
-            f"got {height}x{width}"
-        )
-    if channels not in (1, 3):
-        raise DmkerasError(f"inception_resnet_v2 needs 1 or 3 input channels, got {channels}")
-
-    inputs = keras.Input(shape=(height, width, channels), name="images")
-    x = inputs
-    if height < KERAS_MIN_INPUT_SIZE or width < KERAS_MIN_INPUT_SIZE:
-        height = max(height, KERAS_MIN_INPUT_SIZE)
-        width = max(width, KERAS_MIN_INPUT_SIZE)
-        x = layers.Resizing(height, width, interpolation="bilinear", name="upsample")(x)
-    if channels == 1 and weights == "imagenet":
-        x = layers.Concatenate(axis=-1, name="gray_to_rgb")([x, x, x])
-        channels = 3
-
-    try:
-        base = keras.applications.InceptionResNetV2(
-            include_top=False,
-            weights=weights,
-            input_shape=(height, width, channels),
-            name="inception_resnet_v2_base",
-        )
-    except (ValueError, TypeError):
-        raise
-    except Exception as exc:  # keras.utils.get_file raises a bare Exception
-        if weights != "imagenet":
-            raise
-        raise DmkerasError(
-            f"inception_resnet_v2 imagenet weights could not be downloaded ({exc}); "
-            "give a local weights file path as weights= instead"
-        ) from exc
-    # keras.applications' BN momentum (0.99) suits long ImageNet runs; the default here is
-    # PyTorch's (0.1 there = 0.9 here), as the reference trains, so eval-mode statistics keep up.
-    for layer in base.layers:
-        if isinstance(layer, layers.BatchNormalization):
-            layer.momentum = float(bn_momentum)
-    x = base(x)
-    x = layers.GlobalAveragePooling2D(name="avgpool")(x)
-    logits = layers.Dense(num_classes, name="logits")(x)
-    return keras.Model(inputs, logits, name="inception_resnet_v2")
+    return application_backbone(
+        keras.applications.InceptionResNetV2,
+        name="inception_resnet_v2",
+        num_classes=num_classes,
+        input_shape=input_shape,
+        weights=weights,
+        bn_momentum=bn_momentum,
+        min_size=MIN_INPUT_SIZE,
+        resize_to=KERAS_MIN_INPUT_SIZE,
+        base_name="inception_resnet_v2_base",
+    )

@@ -18,8 +18,8 @@ from __future__ import annotations
 import numbers
 
 import keras
-from keras import layers
 
+from dmkeras.backbones.applications import application_backbone, check_weights
 from dmkeras.errors import DmkerasError
 
 MIN_INPUT_SIZE = 8
@@ -47,10 +47,7 @@ def mobilenet_v2(num_classes, input_shape, alpha=1.0, weights=None, bn_momentum=
             moving average (PyTorch's default, as the reference; keras.applications
             would use 0.999).
     """
-    if weights not in (None, "imagenet"):
-        raise DmkerasError(
-            f"mobilenet_v2 weights must be None or 'imagenet', got {weights!r}"
-        )
+    check_weights("mobilenet_v2", weights)
     if isinstance(alpha, bool) or not isinstance(alpha, numbers.Real) or alpha <= 0:
         raise DmkerasError(f"mobilenet_v2 alpha must be a positive number, got {alpha!r}")
     if weights == "imagenet" and float(alpha) not in IMAGENET_ALPHAS:
@@ -58,47 +55,16 @@ def mobilenet_v2(num_classes, input_shape, alpha=1.0, weights=None, bn_momentum=
             f"mobilenet_v2 has no imagenet weights for alpha={alpha}; "
             f"use one of {', '.join(str(a) for a in IMAGENET_ALPHAS)}"
         )
-    height, width, channels = (int(d) for d in input_shape)
-    if height < MIN_INPUT_SIZE or width < MIN_INPUT_SIZE:
-        raise DmkerasError(
-            f"mobilenet_v2 needs inputs of at least {MIN_INPUT_SIZE}x{MIN_INPUT_SIZE}, "
-            f"got {height}x{width}"
-        )
-    if channels not in (1, 3):
-        raise DmkerasError(f"mobilenet_v2 needs 1 or 3 input channels, got {channels}")
-
-    inputs = keras.Input(shape=(height, width, channels), name="images")
-    x = inputs
-    if height < KERAS_MIN_INPUT_SIZE or width < KERAS_MIN_INPUT_SIZE:
-        height = max(height, KERAS_MIN_INPUT_SIZE)
-        width = max(width, KERAS_MIN_INPUT_SIZE)
-        x = layers.Resizing(height, width, interpolation="bilinear", name="upsample")(x)
-    if channels == 1 and weights == "imagenet":
-        x = layers.Concatenate(axis=-1, name="gray_to_rgb")([x, x, x])
-        channels = 3
-
-    try:
-        base = keras.applications.MobileNetV2(
-            input_shape=(height, width, channels),
-            alpha=float(alpha),
-            include_top=False,
-            weights=weights,
-        )
-    except (ValueError, TypeError):
-        raise
-    except Exception as exc:  # keras.utils.get_file raises a bare Exception
-        if weights != "imagenet":
-            raise
-        raise DmkerasError(
-            f"mobilenet_v2 imagenet weights could not be downloaded ({exc}); "
-            "give a local weights file path as weights= instead"
-        ) from exc
-    # keras.applications uses BN momentum 0.999, tuned for long ImageNet runs; the default here is
-    # PyTorch's (0.1 there = 0.9 here), as the reference trains, so eval-mode statistics keep up.
-    for layer in base.layers:
-        if isinstance(layer, layers.BatchNormalization):
-            layer.momentum = float(bn_momentum)
-    x = base(x)
-    x = layers.GlobalAveragePooling2D(name="avgpool")(x)
-    logits = layers.Dense(num_classes, name="logits")(x)
-    return keras.Model(inputs, logits, name="mobilenet_v2")
+    # bn_momentum is not range-checked here (unlike resnet50 and inception_resnet_v2).
+    return application_backbone(
+        keras.applications.MobileNetV2,
+        name="mobilenet_v2",
+        num_classes=num_classes,
+        input_shape=input_shape,
+        weights=weights,
+        bn_momentum=bn_momentum,
+        min_size=MIN_INPUT_SIZE,
+        resize_to=KERAS_MIN_INPUT_SIZE,
+        extra_kwargs={"alpha": float(alpha)},
+        validate_bn_momentum=False,
+    )
