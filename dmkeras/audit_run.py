@@ -96,7 +96,7 @@ def run(config: TrainConfig, audit_config: AuditConfig) -> dict:
             raise DmkerasError(
                 f"{os.path.join(run_dir, name)} predicts {net.output_shape[-1]} classes, {config.dataset} has {split.num_classes}"
             )
-    bank = pipeline.ImageBank(split.x_train, split.mean, split.std, AugmentConfig.parse("none", 0))
+    bank = pipeline.make_bank(split.x_train, split.mean, split.std, AugmentConfig.parse("none", 0))
     logits = [net.predict(bank.eval_dataset(config.eval_batch_size), verbose=0) for net in nets]
     scores = audit.score_samples(
         logits, labels, split.num_classes, strategy=config.division, class_floor=config.class_floor,

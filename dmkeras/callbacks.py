@@ -121,7 +121,7 @@ class RunRecorder(keras.callbacks.Callback):
         plots.training_curves(self.history, self.num_samples, os.path.join(self.workdir, "curves.png"))
         if self.codivide is not None and any(d is not None for d in self.codivide.divisions):
             plots.loss_distribution(
-                self.codivide.divisions, self.codivide.is_clean, os.path.join(self.workdir, "loss_distribution.png")
+                self.codivide.divisions, self.codivide.clean_masks(), os.path.join(self.workdir, "loss_distribution.png")
             )
 
 
@@ -150,6 +150,10 @@ def epoch_line(logs: dict, epochs: int) -> str:
     test = f"test acc {pct('test_acc')}%"
     if "test_acc_net1" in logs:
         test += f" (net1 {pct('test_acc_net1')}, net2 {pct('test_acc_net2')})"
+    if "test_acc_top5" in logs:
+        test += f", top-5 {pct('test_acc_top5')}%"
     parts.append(test)
+    if "extra_test_acc" in logs:
+        parts.append(f"extra test acc {pct('extra_test_acc')}%" + (f", top-5 {pct('extra_test_acc_top5')}%" if "extra_test_acc_top5" in logs else ""))
     parts.append(f"{logs.get('epoch_time_s', 0):.1f}s")
     return " | ".join(parts)

@@ -14,11 +14,24 @@ Writing is atomic at the directory level: the new checkpoint is written to `chec
 import json
 import os
 import shutil
+import time
 
 import keras
 import numpy as np
 
 STATE = "state.json"
+# Tests set this to "EPOCH:STAGE:SECONDS" to hold the writer of checkpoint EPOCH at STAGE
+# ("files": files written, state.json not yet; "swap": checkpoint/ already moved to
+# checkpoint.old/) so that a kill can land exactly there.
+PAUSE_ENV = "DMKERAS_CHECKPOINT_PAUSE"
+
+
+def _pause_for_tests(epoch: int, stage: str) -> None:
+    setting = os.environ.get(PAUSE_ENV, "")
+    if setting:
+        at_epoch, at_stage, seconds = setting.split(":")
+        if int(at_epoch) == epoch and at_stage == stage:
+            time.sleep(float(seconds))
 
 
 def _complete(path: str) -> bool:
@@ -47,6 +60,7 @@ def save(workdir: str, model, codivide, history: list[dict], elapsed_s: float) -
         for i, losses in enumerate(loss_history.entries):
             arrays[f"losses{k + 1}_{i}"] = losses
     np.savez(os.path.join(tmp, "arrays.npz"), **arrays)
+    _pause_for_tests(len(history), "files")
     state = {
         "epoch": len(history),
         "history": history,
@@ -60,6 +74,7 @@ def save(workdir: str, model, codivide, history: list[dict], elapsed_s: float) -
     shutil.rmtree(old, ignore_errors=True)
     if os.path.exists(current):
         os.replace(current, old)
+    _pause_for_tests(len(history), "swap")
     os.replace(tmp, current)
     shutil.rmtree(old, ignore_errors=True)
 

@@ -51,8 +51,13 @@ class CoDivide(keras.callbacks.Callback):
       labels: the given (noisy) labels.
       true_labels: the clean labels when known, to log how good each division is.
       num_nets: 2 for DivideMix; 1 for the standard baseline, which only ever warms up.
-      warm_up, batch_size, p_threshold, loss_history, eval_batch_size, division, class_floor: as in
-        `TrainConfig` (division: the strategy of `dmkeras.division.divide`).
+      warm_up, batch_size, p_threshold, loss_history, eval_batch_size, division, class_floor,
+        num_batches: as in `TrainConfig` (division: the strategy of `dmkeras.division.divide`).
+
+    With num_batches > 0 (the reference's Clothing1M loader), every epoch draws fresh
+    class-balanced samples of the training set: a warm-up pass covers num_batches x 2 x
+    batch_size images, and each net scores (and divides) num_batches x batch_size images of its
+    own; the other net then trains on that division.
     """
 
     def __init__(
@@ -71,6 +76,7 @@ class CoDivide(keras.callbacks.Callback):
         division: str = "gmm",
         class_floor: float = 0.0,
         num_classes: int | None = None,
+        num_batches: int = 0,
     ):
         super().__init__()
         self.bank = bank
@@ -83,8 +89,13 @@ class CoDivide(keras.callbacks.Callback):
         self.num_nets = num_nets
         self.seed = seed
         self.division_args = {"strategy": division, "class_floor": class_floor, "num_classes": num_classes}
+        self.num_classes = num_classes
+        self.num_batches = num_batches
+        if num_batches and loss_history > 1:
+            raise ValueError("loss_history > 1 needs the same samples every epoch; num_batches draws new ones")
         self.histories = [division_lib.LossHistory(loss_history) for _ in range(num_nets)]
         self.divisions = [None] * num_nets  # divisions[k]: made by net k, trains the other net
+        self.divided_samples = [None] * num_nets  # which samples divisions[k] covers (None: all)
         self.passes: list[EpochPass] = []
         self.epoch_logs: dict = {}
 
@@ -97,6 +108,19 @@ class CoDivide(keras.callbacks.Callback):
         # [seed, 0, 0] would replay the label-noise stream default_rng(seed) (trainer.py uses 2).
         return np.random.default_rng([self.seed, epoch, k, 1])
 
+    def _sample(self, epoch, k, size) -> np.ndarray | None:
+        """The class-balanced sample of `size` images of net k in this epoch (None: all images)."""
+        if not self.num_batches:
+            return None
+        rng = np.random.default_rng([self.seed, epoch, k, 3])
+        return pipeline.balanced_sample(self.labels, size, rng, self.num_classes)
+
+    def clean_masks(self) -> list:
+        """For each division, whether each sample it covers has a correct given label (or None)."""
+        if self.is_clean is None:
+            return [None] * self.num_nets
+        return [self.is_clean if s is None else self.is_clean[s] for s in self.divided_samples]
+
     def _replicas(self) -> int:
         return self.model.distribute_strategy.num_replicas_in_sync
 
@@ -105,23 +129,33 @@ class CoDivide(keras.callbacks.Callback):
         if epoch < self.warm_up:
             self.passes = [self._warmup_pass(epoch, k) for k in range(self.num_nets)]
             return
-        self.divisions = [self.divide(k) for k in range(self.num_nets)]
-        self.passes = [self._ssl_pass(epoch, k, self.divisions[1 - k]) for k in range(self.num_nets)]
+        self.divided_samples = [self._sample(epoch, k, self.num_batches * self.batch_size) for k in range(self.num_nets)]
+        self.divisions = [self.divide(k, self.divided_samples[k]) for k in range(self.num_nets)]
+        self.passes = [
+            self._ssl_pass(epoch, k, self.divisions[1 - k], self.divided_samples[1 - k]) for k in range(self.num_nets)
+        ]
 
     # -- division ------------------------------------------------------------------------------------
 
-    def sample_losses(self, k) -> np.ndarray:
-        """Per-sample CE of net k on every training sample (eval mode, test-time transform)."""
-        logits = self.model.nets[k].predict(self.bank.eval_dataset(self.eval_batch_size), verbose=0)
-        return division_lib.per_sample_cross_entropy(logits, self.labels)
+    def sample_losses(self, k, samples=None) -> np.ndarray:
+        """Per-sample CE of net k on `samples` (default: every training sample), in eval mode
+        with the test-time transform."""
+        logits = self.model.nets[k].predict(self.bank.eval_dataset(self.eval_batch_size, samples), verbose=0)
+        return division_lib.per_sample_cross_entropy(logits, self.labels if samples is None else self.labels[samples])
 
-    def divide(self, k) -> division_lib.Division:
-        losses = division_lib.min_max_normalize(self.sample_losses(k))
-        result = division_lib.divide(self.histories[k].add(losses), self.p_threshold, labels=self.labels, **self.division_args)
+    def divide(self, k, samples=None) -> division_lib.Division:
+        """Net k's division of `samples` (default: all training samples)."""
+        labels = self.labels if samples is None else self.labels[samples]
+        raw = self.sample_losses(k) if samples is None else self.sample_losses(k, samples)
+        losses = division_lib.min_max_normalize(raw)
+        result = division_lib.divide(self.histories[k].add(losses), self.p_threshold, labels=labels, **self.division_args)
         name = f"net{k + 1}"
         self.epoch_logs[f"{name}_labeled"] = int(result.labeled.sum())
+        if samples is not None:
+            self.epoch_logs[f"{name}_divided"] = len(samples)
         if self.is_clean is not None:
-            for key, value in division_lib.division_quality(result, self.is_clean).items():
+            is_clean = self.is_clean if samples is None else self.is_clean[samples]
+            for key, value in division_lib.division_quality(result, is_clean).items():
                 self.epoch_logs[f"{name}_{key}"] = value
         return result
 
@@ -129,14 +163,23 @@ class CoDivide(keras.callbacks.Callback):
 
     def _warmup_pass(self, epoch, k) -> EpochPass:
         rng = self._rng(epoch, k)
-        plan = pipeline.warmup_plan(self.num_samples, 2 * self.batch_size, rng)
+        sample = self._sample(epoch, k, self.num_batches * 2 * self.batch_size)
+        if sample is None:
+            plan = pipeline.warmup_plan(self.num_samples, 2 * self.batch_size, rng)
+        else:
+            plan = [sample[b] for b in pipeline.warmup_plan(len(sample), 2 * self.batch_size, rng)]
         plan, _ = pipeline.drop_batches_too_small(plan, self._replicas())
         dataset = pipeline.warmup_dataset(self.bank, self.labels, plan, self._replicas(), seed=int(rng.integers(2**62)))
         return EpochPass(net=k, phase=WARMUP, dataset=distribute(self.model.distribute_strategy, dataset), num_steps=len(plan))
 
-    def _ssl_pass(self, epoch, k, division: division_lib.Division) -> EpochPass:
+    def _ssl_pass(self, epoch, k, division: division_lib.Division, samples=None) -> EpochPass:
         rng = self._rng(epoch, k)
         labeled, unlabeled = division.labeled_indices, division.unlabeled_indices
+        clean_prob = division.clean_prob
+        if samples is not None:  # the division covers a sample: back to indices of the whole set
+            labeled, unlabeled = samples[labeled], samples[unlabeled]
+            clean_prob = np.zeros(self.num_samples, np.float32)
+            clean_prob[samples] = division.clean_prob
         plan = pipeline.ssl_plan(labeled, unlabeled, self.batch_size, rng)
         plan, dropped = pipeline.drop_batches_too_small(plan, self._replicas(), size=lambda pair: len(pair[0]))
         if dropped:
@@ -157,7 +200,7 @@ class CoDivide(keras.callbacks.Callback):
                 k + 1,
             )
         dataset = pipeline.ssl_dataset(
-            self.bank, self.labels, division.clean_prob, plan, self._replicas(), seed=int(rng.integers(2**62))
+            self.bank, self.labels, clean_prob, plan, self._replicas(), seed=int(rng.integers(2**62))
         )
         return EpochPass(
             net=k,

@@ -28,7 +28,7 @@ def cross_validated_probs(config, split, labels, *, folds: int, epochs: int) -> 
     n = len(labels)
     order = np.random.default_rng([config.seed, 3]).permutation(n)
     probs = np.zeros((n, split.num_classes))
-    eval_bank = pipeline.ImageBank(split.x_train, split.mean, split.std, AugmentConfig.parse("none", 0))
+    eval_bank = pipeline.make_bank(split.x_train, split.mean, split.std, AugmentConfig.parse("none", 0))
     for k, held in enumerate(np.array_split(order, folds)):
         train_idx = np.setdiff1d(order, held)
         print(f"cross-validation fold {k + 1}/{folds}: training on {len(train_idx)}, predicting {len(held)}", flush=True)

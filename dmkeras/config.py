@@ -32,6 +32,10 @@ class TrainConfig:
     test_dataset: str = _field("", "a separate test split for folder:/csv: sources (same forms as --dataset)")
     test_fraction: float = _field(0.2, "folder:/csv: without a test split: stratified hold-out fraction")
     skip_unreadable: bool = _field(False, "skip unreadable or missing image files (counted) instead of stopping")
+    stream: bool = _field(False, "folder/csv/clothing1m/webvision: decode images from disk batch by batch instead of holding them in memory")
+    resize_shorter: int = _field(0, "with --stream: resize the shorter side to this, then crop --image_size (random for training, centred for testing), as the reference's Resize + RandomCrop")
+    extra_test_dataset: str = _field("", "a second test set evaluated every epoch (logged as extra_test_acc): folder:PATH, csv:FILE or ilsvrc12:ROOT (ImageNet val of the WebVision classes)")
+    num_batches: int = _field(0, "sample this many batches of training images per net each epoch, class-balanced (the reference's Clothing1M setting: 1000); 0 = the whole set")
     train_limit: int = _field(0, 'use only the first N training samples (0 = all)')
     test_limit: int = _field(0, 'use only the first N test samples (0 = all)')
     augment: str = _field("crop,flip", 'comma list of crop, flip; or none')
@@ -111,6 +115,19 @@ class TrainConfig:
         check(0 <= self.freeze_epochs <= self.epochs, f"--freeze_epochs must be in [0, epochs={self.epochs}], got {self.freeze_epochs}")
         check(0.0 < self.test_fraction < 1.0, f"--test_fraction must be in (0, 1), got {self.test_fraction}")
         parse_image_size(self.image_size)
+        check(self.resize_shorter >= 0, f"--resize_shorter must be >= 0, got {self.resize_shorter}")
+        check(not self.resize_shorter or self.stream, "--resize_shorter needs --stream (in-memory images are resized to --image_size once)")
+        check(not self.stream or bool(self.image_size), "--stream needs --image_size=H,W")
+        size = parse_image_size(self.image_size)
+        check(
+            not self.resize_shorter or self.resize_shorter >= max(size or (0,)),
+            f"--resize_shorter={self.resize_shorter} is smaller than the --image_size={self.image_size} crop",
+        )
+        check(self.num_batches >= 0, f"--num_batches must be >= 0, got {self.num_batches}")
+        check(
+            not self.num_batches or self.loss_history == 1,
+            "--loss_history > 1 averages each sample's losses over epochs, which --num_batches (a new sample of images every epoch) cannot do",
+        )
         check(self.train_limit >= 0, f"--train_limit must be >= 0, got {self.train_limit}")
         check(self.test_limit >= 0, f"--test_limit must be >= 0, got {self.test_limit}")
         check(self.pad >= 0, f"--pad must be >= 0, got {self.pad}")

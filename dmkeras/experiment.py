@@ -45,6 +45,8 @@ def load_data(config: TrainConfig) -> NoisyData:
         test_fraction=config.test_fraction,
         skip_unreadable=config.skip_unreadable,
         seed=config.seed,
+        stream=config.stream,
+        resize_shorter=config.resize_shorter,
     )
     if config.train_limit:
         split = dataclasses.replace(
@@ -172,8 +174,15 @@ def run(config: TrainConfig) -> dict:
               f"({model.nets[0].count_params():,} parameters each), strategy {config.strategy} "
               f"({strategy.num_replicas_in_sync} replica(s))", flush=True)
 
-    bank = pipeline.ImageBank(split.x_train, split.mean, split.std, AugmentConfig.parse(config.augment, config.pad))
+    bank = pipeline.make_bank(split.x_train, split.mean, split.std, AugmentConfig.parse(config.augment, config.pad))
     test_data = pipeline.holdout_dataset(split.x_test, split.y_test, split.mean, split.std, config.eval_batch_size)
+    extra_test_data = None
+    if config.extra_test_dataset:
+        images, labels = sources.load_extra_test(
+            config.extra_test_dataset, split, stream=config.stream, resize_shorter=config.resize_shorter,
+            skip_unreadable=config.skip_unreadable,
+        )
+        extra_test_data = pipeline.holdout_dataset(images, labels, split.mean, split.std, config.eval_batch_size)
     codivide = CoDivide(
         bank,
         data.labels,
@@ -188,6 +197,7 @@ def run(config: TrainConfig) -> dict:
         division=config.division,
         class_floor=config.class_floor,
         num_classes=split.num_classes,
+        num_batches=config.num_batches,
     )
     recorder = callbacks_lib.RunRecorder(
         config.workdir,
@@ -209,6 +219,7 @@ def run(config: TrainConfig) -> dict:
             epochs=config.epochs,
             initial_epoch=initial_epoch,
             test_data=test_data,
+            extra_test_data=extra_test_data,
             lambda_u=config.lambda_u,
             rampup_epochs=config.rampup_epochs,
             callbacks=[
@@ -249,7 +260,7 @@ def train_baseline(config: TrainConfig, split: sources.SplitData, images, labels
     strategy = distribute.make_strategy(config.strategy, config.cpu_replicas)
     with strategy.scope():
         model = build_model(dataclasses.replace(config, method="standard"), split.num_classes, split.image_shape)
-    bank = pipeline.ImageBank(np.asarray(images), split.mean, split.std, AugmentConfig.parse(config.augment, config.pad))
+    bank = pipeline.make_bank(images, split.mean, split.std, AugmentConfig.parse(config.augment, config.pad))
     test_data = pipeline.holdout_dataset(split.x_test, split.y_test, split.mean, split.std, config.eval_batch_size)
     codivide = CoDivide(bank, labels, warm_up=epochs, batch_size=config.batch_size, num_nets=1, seed=config.seed)
     history = trainer.train(

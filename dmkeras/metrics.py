@@ -21,6 +21,9 @@ CSV_COLUMNS = [
     "test_acc",
     "test_acc_net1",
     "test_acc_net2",
+    "test_acc_top5",
+    "extra_test_acc",
+    "extra_test_acc_top5",
     "net1_labeled",
     "net2_labeled",
     "net1_auc",
@@ -46,16 +49,23 @@ def summarize(history: list[dict], *, num_samples: int, noise_rate_actual: float
     epoch that made one (None when there was none, or when the true labels are unknown).
     """
     accuracies = [h["test_acc"] for h in history if "test_acc" in h]
+    extra = {}
+    for key in ("test_acc_top5", "extra_test_acc", "extra_test_acc_top5"):  # when the run has them
+        values = [h[key] for h in history if key in h]
+        if values:
+            extra.update({f"{key}_best": max(values), f"{key}_last": float(np.mean(values[-LAST_EPOCHS:]))})
     divided = [h for h in history if "net1_labeled" in h]
     last_division = divided[-1] if divided else {}
     aucs = _finite([last_division.get("net1_auc"), last_division.get("net2_auc")])
     labeled = _finite([last_division.get("net1_labeled"), last_division.get("net2_labeled")])
+    divided_size = last_division.get("net1_divided", num_samples)  # --num_batches: each net divides a sample
     return {
         "test_acc_best": max(accuracies) if accuracies else None,
         "test_acc_last": float(np.mean(accuracies[-LAST_EPOCHS:])) if accuracies else None,
         "test_acc_final": accuracies[-1] if accuracies else None,
+        **extra,
         "division_auc_last": float(np.mean(aucs)) if aucs else None,
-        "labeled_fraction_last": float(np.mean(labeled)) / num_samples if labeled else None,
+        "labeled_fraction_last": float(np.mean(labeled)) / divided_size if labeled else None,
         "noise_rate_actual": noise_rate_actual,
         "epochs": len(history),
         "epochs_planned": epochs,

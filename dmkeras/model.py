@@ -25,6 +25,7 @@ from dmkeras import ops
 
 WARMUP = "warmup"
 SEMI_SUPERVISED = "ssl"
+TOP_K = 5
 
 
 class _CoTrainedModel(keras.Model):
@@ -90,14 +91,19 @@ class _CoTrainedModel(keras.Model):
     # -- evaluation under any strategy ---------------------------------------------------------------
 
     def count_correct(self, images, labels):
-        """Per-replica counts: correct predictions of the ensemble (sum of logits) and of each net."""
+        """Per-replica counts: correct predictions of the ensemble (sum of logits) and of each net,
+        and of the ensemble's top 5 when there are more than 5 classes."""
         logits = [net(images, training=False) for net in self.nets]
         labels = tf.cast(labels, tf.int64)
 
         def correct(z):
             return tf.reduce_sum(tf.cast(tf.equal(tf.argmax(z, axis=-1), labels), tf.float32))
 
-        counts = {"rows": tf.cast(tf.shape(labels)[0], tf.float32), "acc": correct(tf.add_n(logits))}
+        ensemble = tf.add_n(logits)
+        counts = {"rows": tf.cast(tf.shape(labels)[0], tf.float32), "acc": correct(ensemble)}
+        if self.num_classes > TOP_K:  # WebVision / ILSVRC report top-5 as well
+            in_top_k = tf.math.in_top_k(labels, tf.cast(ensemble, tf.float32), TOP_K)
+            counts[f"acc_top{TOP_K}"] = tf.reduce_sum(tf.cast(in_top_k, tf.float32))
         if len(logits) > 1:
             counts.update({f"acc_net{k + 1}": correct(z) for k, z in enumerate(logits)})
         return counts

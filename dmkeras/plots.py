@@ -44,10 +44,13 @@ def _division_panel(ax, history, epochs, num_samples):
 
 def loss_distribution(divisions, is_clean, path: str) -> None:
     """Histogram of the losses each net's GMM was fitted to, split into truly clean and truly
-    noisy samples when that is known, with the fitted GMM component densities."""
+    noisy samples when that is known, with the fitted GMM component densities. `is_clean`: one
+    mask for all divisions, or a list with one per division (when each covers its own sample)."""
+    masks = is_clean if isinstance(is_clean, (list, tuple)) else [is_clean] * len(divisions)
+    masks = [m for d, m in zip(divisions, masks) if d is not None]
     divisions = [d for d in divisions if d is not None]
     fig, axes = plt.subplots(1, len(divisions), figsize=(5.5 * len(divisions), 4), squeeze=False)
-    for k, (ax, division) in enumerate(zip(axes[0], divisions)):
+    for k, (ax, division, is_clean) in enumerate(zip(axes[0], divisions, masks)):
         bins = np.linspace(0, 1, 51)
         if is_clean is not None:
             ax.hist(division.losses[is_clean], bins=bins, alpha=0.6, density=False, label="clean label")

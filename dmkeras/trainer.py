@@ -30,12 +30,14 @@ def train(
     initial_epoch: int = 0,
     seed: int = 0,
     verbose: int = 1,
+    extra_test_data=None,
 ):
     """Train `model` (DivideMixModel or StandardModel) and return the list of epoch logs.
 
     `lambda_u` ramps up over `rampup_epochs` from the end of `codivide.warm_up`.
     Each epoch: `codivide` plans the passes, every pass runs its compiled step over its
-    pipeline, then the test set is evaluated (logged as test_acc, test_acc_net1, test_acc_net2).
+    pipeline, then the test set is evaluated (logged as test_acc, test_acc_net1, test_acc_net2,
+    and test_acc_top5 with more than 5 classes), and `extra_test_data` if given (extra_test_acc...).
     """
     callback_list = keras.callbacks.CallbackList([codivide, *callbacks], model=model)
     history = []
@@ -52,6 +54,8 @@ def train(
                 run_pass(model, epoch_pass, epoch=epoch, warm_up=codivide.warm_up, lambda_u=lambda_u, rampup_epochs=rampup_epochs, seed=seed, verbose=verbose)
             )
         logs.update({f"test_{k}": v for k, v in model.accuracy(test_data).items()})
+        if extra_test_data is not None:
+            logs.update({f"extra_test_{k}": v for k, v in model.accuracy(extra_test_data).items()})
         logs["epoch_time_s"] = time.time() - started
         callback_list.on_epoch_end(epoch, logs)
         history.append(dict(logs))

@@ -68,6 +68,28 @@ def test_sigkill_then_rerun_ends_with_the_same_metrics(uninterrupted, tmp_path):
     assert _summary(tmp_path) == _summary(uninterrupted)
 
 
+@pytest.mark.parametrize("stage", ["files", "swap"])
+def test_sigkill_while_a_checkpoint_is_written_loses_only_that_epoch(uninterrupted, tmp_path, stage):
+    """Killed while writing epoch 4's checkpoint: after its files but before state.json, or after
+    checkpoint/ moved to checkpoint.old/ but before checkpoint.tmp/ took its place."""
+    env = {**os.environ, checkpoint.PAUSE_ENV: f"4:{stage}:60"}
+    proc = subprocess.Popen(_command(tmp_path), cwd=REPO, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    marker = tmp_path / ("checkpoint.tmp/arrays.npz" if stage == "files" else "checkpoint.old/state.json")
+    deadline = time.time() + 300
+    while proc.poll() is None and time.time() < deadline and not (marker.exists() and _checkpointed_epochs(tmp_path) == 3):
+        time.sleep(0.1)
+    time.sleep(0.5)  # well inside the 60 s pause
+    proc.send_signal(signal.SIGKILL)
+    proc.wait(timeout=60)
+    assert (tmp_path / "checkpoint.tmp").exists()  # the half-written checkpoint is there ...
+    assert _checkpointed_epochs(tmp_path) == 3  # ... and never replaces the good one
+    rerun = subprocess.run(_command(tmp_path), cwd=REPO, capture_output=True, text=True, timeout=600)
+    assert rerun.returncode == 0, rerun.stderr[-3000:]
+    assert "3 of 7 epochs done" in rerun.stdout
+    assert _metrics(tmp_path) == _metrics(uninterrupted)
+    assert _summary(tmp_path) == _summary(uninterrupted)
+
+
 def test_rerunning_a_finished_run_changes_nothing(uninterrupted):
     before = _metrics(uninterrupted)
     proc = subprocess.run(_command(uninterrupted), cwd=REPO, capture_output=True, text=True, timeout=300)

@@ -50,7 +50,7 @@ def normalize(images_uint8, mean, std):
     return (x - tf.constant(mean, tf.float32)) / tf.constant(std, tf.float32)
 
 
-def _rows_of_global_batch(shape, seed, rows, **kwargs):
+def rows_of_global_batch(shape, seed, rows, **kwargs):
     """Random values for rows [start, start + n) of a global batch of `total` rows.
 
     `rows` = (start, total). Drawing the whole global batch and slicing it gives every sample the
@@ -70,7 +70,7 @@ def random_crop(images, pad, seed, rows=None):
     batch, height, width = shape[0], shape[1], shape[2]
     rows = (0, batch) if rows is None else rows
     padded = tf.pad(images, [[0, 0], [pad, pad], [pad, pad], [0, 0]])
-    offsets = _rows_of_global_batch([batch, 2], seed, rows, minval=0, maxval=2 * pad + 1, dtype=tf.int32)
+    offsets = rows_of_global_batch([batch, 2], seed, rows, minval=0, maxval=2 * pad + 1, dtype=tf.int32)
     rows = offsets[:, :1] + tf.range(height)[None, :]  # [B, H]
     cols = offsets[:, 1:] + tf.range(width)[None, :]  # [B, W]
     cropped = tf.gather(padded, rows, axis=1, batch_dims=1)  # [B, H, W + 2 pad, C]
@@ -80,7 +80,7 @@ def random_crop(images, pad, seed, rows=None):
 def random_flip(images, seed, rows=None):
     """Flip each image left-right with probability 1/2."""
     batch = tf.shape(images)[0]
-    flip = _rows_of_global_batch([batch], seed, (0, batch) if rows is None else rows) < 0.5
+    flip = rows_of_global_batch([batch], seed, (0, batch) if rows is None else rows) < 0.5
     return tf.where(flip[:, None, None, None], tf.reverse(images, axis=[2]), images)
 
 

@@ -14,7 +14,7 @@ import numpy as np
 
 from dmkeras.errors import DmkerasError
 
-__all__ = ["IMAGE_EXTENSIONS", "read_images", "check_image_size", "is_image_file"]
+__all__ = ["IMAGE_EXTENSIONS", "read_images", "check_image_size", "is_image_file", "FileImages", "check_image_files"]
 
 # Extensions `tf.io.decode_image` reads (matched case-insensitively), as in
 # keras.utils.image_dataset_from_directory.
@@ -154,3 +154,89 @@ def read_images(paths, image_size=None, channels=None, skip_unreadable=False) ->
     if np.any(np.diff(index) < 0):  # deterministic map keeps the order; be safe anyway
         images = images[np.argsort(index, kind="stable")]
     return images, kept
+
+
+# ---------------------------------------------------------------------------------------------
+# Images left on disk (--stream): listed here, decoded batch by batch in the input pipeline.
+
+_SIGNATURES = (b"\x89PNG", b"\xff\xd8\xff", b"GIF8", b"BM")  # PNG, JPEG, GIF, BMP
+
+
+class FileImages:
+    """An image split kept on disk: paths plus the size the pipeline decodes them to.
+
+    Behaves like the uint8 array (N, H, W, 3) it stands for where the library only needs its
+    shape and length (`shape`, `len`, slicing and index arrays give a smaller FileImages), so a
+    SplitData can hold it instead of decoded pixels. Images are always decoded to RGB.
+
+    size: (H, W) the model sees.
+    resize_shorter: 0 to resize every image to `size` (then pad+crop augmentation as in memory);
+        R > 0 to resize the shorter side to R keeping the aspect ratio, then crop `size`:
+        at random for training (the reference's Resize(R) + RandomCrop), centred for testing
+        (Resize(R) + CenterCrop).
+    """
+
+    dtype = np.dtype(np.uint8)
+
+    def __init__(self, paths, size, resize_shorter: int = 0):
+        self.paths = np.asarray([os.fspath(p) for p in paths], dtype=object)
+        self.size = check_image_size(size)
+        if self.size is None:
+            raise DmkerasError("images read from disk while training need an image size (--image_size=H,W)")
+        if resize_shorter < 0 or (resize_shorter and resize_shorter < max(self.size)):
+            raise DmkerasError(
+                f"resize_shorter must be 0 or at least the crop size {max(self.size)}, got {resize_shorter}"
+            )
+        self.resize_shorter = int(resize_shorter)
+
+    @property
+    def shape(self) -> tuple[int, int, int, int]:
+        return (len(self.paths), self.size[0], self.size[1], 3)
+
+    def __len__(self) -> int:
+        return len(self.paths)
+
+    def __getitem__(self, index) -> "FileImages":
+        picked = self.paths[index]
+        if not isinstance(picked, np.ndarray):
+            raise TypeError("FileImages supports slices and index arrays, not single items")
+        return FileImages(picked, self.size, self.resize_shorter)
+
+    def __repr__(self) -> str:
+        return f"FileImages({len(self)} files -> {self.size[0]}x{self.size[1]}, resize_shorter={self.resize_shorter})"
+
+
+def check_image_files(paths, skip_unreadable=False) -> np.ndarray:
+    """Cheap up-front check of files that will be decoded later: each exists and starts like a
+    PNG, JPEG, GIF or BMP file. Returns the mask of good files; without skip_unreadable a bad
+    file raises DmkerasError naming them (a file damaged after its header still fails later, when
+    the pipeline decodes it)."""
+    paths = [os.fspath(p) for p in paths]
+    good = np.zeros(len(paths), dtype=bool)
+    missing, foreign = [], []
+    for i, path in enumerate(paths):
+        try:
+            with open(path, "rb") as f:
+                head = f.read(4)
+        except OSError:
+            missing.append(path)
+            continue
+        if head.startswith(_SIGNATURES):
+            good[i] = True
+        else:
+            foreign.append(path)
+    if not skip_unreadable:
+        if missing:
+            raise DmkerasError(
+                f"{len(missing)} image file(s) do not exist or cannot be opened: {_list_paths(missing)}; "
+                "pass skip_unreadable=True to drop them"
+            )
+        if foreign:
+            raise DmkerasError(
+                f"{len(foreign)} file(s) are not PNG, JPEG, GIF or BMP images: {_list_paths(foreign)}; "
+                "pass skip_unreadable=True to drop them"
+            )
+    dropped = missing + foreign
+    if dropped:
+        print(f"skipped {len(dropped)} unreadable image{'s' if len(dropped) > 1 else ''}: {_list_paths(dropped)}")
+    return good

@@ -15,7 +15,8 @@ import math
 import numpy as np
 import tensorflow as tf
 
-from dmkeras.data.augment import AugmentConfig, augment, normalize
+from dmkeras.data.augment import AugmentConfig, rows_of_global_batch, augment, normalize, random_flip
+from dmkeras.data.images import FileImages
 
 AUTOTUNE = tf.data.AUTOTUNE
 
@@ -46,6 +47,21 @@ def ssl_plan(labeled: np.ndarray, unlabeled: np.ndarray, batch_size: int, rng: n
     passes = math.ceil(num_steps * batch_size / len(unlabeled))
     stream = np.concatenate([rng.permutation(unlabeled) for _ in range(passes)]) if passes else np.zeros(0, np.int64)
     return [(b, stream[i * batch_size : (i + 1) * batch_size]) for i, b in enumerate(labeled_batches)]
+
+
+def balanced_sample(labels: np.ndarray, num_samples: int, rng: np.random.Generator, num_classes: int | None = None) -> np.ndarray:
+    """A random class-balanced subset, as the reference's Clothing1M loader draws every epoch: go
+    through the samples in random order and keep one while its (given) class has fewer than
+    num_samples / C kept and fewer than num_samples are kept in all. Returns sorted indices."""
+    labels = np.asarray(labels, np.int64)
+    classes = int(num_classes or labels.max() + 1)
+    order = rng.permutation(len(labels))
+    ordered = labels[order]
+    by_class = np.argsort(ordered, kind="stable")
+    first_of_class = np.searchsorted(ordered[by_class], ordered[by_class])
+    rank = np.empty(len(labels), np.int64)
+    rank[by_class] = np.arange(len(labels)) - first_of_class  # rank of each sample within its class
+    return np.sort(order[rank < num_samples / classes][:num_samples])
 
 
 def replica_slices(batch: np.ndarray, num_replicas: int) -> list[np.ndarray]:
@@ -101,27 +117,143 @@ class ImageBank:
     def __post_init__(self):
         self._images = tf.constant(self.images)
 
+    def __len__(self):
+        return len(self.images)
+
     def load(self, indices, seed=None, rows=None):
         """Gather `indices`; with a seed, apply the training augmentation; then normalise.
         `rows` = (start, total): where these rows sit in their global batch."""
+        return self.load_views(indices, [seed], rows)[0]
+
+    def load_views(self, indices, seeds, rows=None):
+        """One normalised view of `indices` per seed (None: the test-time transform)."""
         batch = tf.gather(self._images, indices)
-        if seed is not None:
-            batch = augment(batch, self.augment_config, seed, rows)
-        return normalize(batch, self.mean, self.std)
+        return [
+            normalize(batch if seed is None else augment(batch, self.augment_config, seed, rows), self.mean, self.std)
+            for seed in seeds
+        ]
 
-    def eval_dataset(self, batch_size: int) -> tf.data.Dataset:
-        """All images in order, no augmentation (the reference's test-time transform)."""
-        n = len(self.images)
-        ds = tf.data.Dataset.range(0, n, batch_size)
-        return ds.map(
-            lambda start: self.load(tf.range(start, tf.minimum(start + batch_size, n))), num_parallel_calls=AUTOTUNE
-        ).prefetch(AUTOTUNE)
+    def eval_dataset(self, batch_size: int, indices=None) -> tf.data.Dataset:
+        """`indices` (default: all images) in order, no augmentation (the test-time transform)."""
+        return _eval_batches(self, batch_size, indices)
 
 
-def _load_view(bank: ImageBank, part: dict, base_seed: int, view: int):
-    """One augmented view of a replica's slice; the seed depends on the global batch and view only."""
-    seed = tf.stack([tf.constant(base_seed, tf.int64), part["step"] * 4 + view])
-    return bank.load(part["idx"], seed, rows=(part["start"], part["total"]))
+class FileBank:
+    """Training images left on disk (`images.FileImages`), decoded batch by batch inside tf.data.
+
+    With `resize_shorter` R, every image is resized to shorter side R and cropped to the input
+    size: at a random offset for training views when crop augmentation is on (the reference's
+    Resize(R) + RandomCrop on Clothing1M), centred otherwise (Resize(R) + CenterCrop). Without R,
+    images are resized to the input size and augmented like in-memory ones (pad + crop, flip).
+    A sample's several views (two per labeled / unlabeled sample) share one decode.
+    """
+
+    def __init__(self, files: FileImages, mean, std, augment_config: AugmentConfig):
+        self.files, self.mean, self.std, self.augment_config = files, tuple(mean), tuple(std), augment_config
+        self._paths = tf.constant(files.paths.astype(str))
+        self._size = files.size
+
+    def __len__(self):
+        return len(self.files)
+
+    def load(self, indices, seed=None, rows=None):
+        return self.load_views(indices, [seed], rows)[0]
+
+    def load_views(self, indices, seeds, rows=None):
+        paths = tf.gather(self._paths, indices)
+        height, width = self._size
+        config = self.augment_config
+        if not self.files.resize_shorter:  # fixed-size decode, then the in-memory augmentation
+            batch = tf.map_fn(
+                lambda path: _resize_to(_decode_rgb(path), self._size), paths,
+                fn_output_signature=tf.TensorSpec([height, width, 3], tf.uint8),
+            )
+            return [
+                normalize(batch if seed is None else augment(batch, config, seed, rows), self.mean, self.std)
+                for seed in seeds
+            ]
+        n = tf.shape(paths)[0]
+        rows = (0, n) if rows is None else rows
+        split = [None if s is None else tf.random.experimental.stateless_split(s, num=2) for s in seeds]
+        # Crop positions as fractions of the free room, drawn per global batch like augment.py does;
+        # -1 marks a centred crop (test-time transform, or no crop augmentation).
+        where = tf.stack(
+            [
+                rows_of_global_batch([n, 2], s[0], rows) if s is not None and config.crop else -tf.ones([n, 2])
+                for s in split
+            ],
+            axis=1,
+        )  # [B, views, 2]
+
+        def decode(args):
+            path, positions = args
+            image = _resize_shorter(_decode_rgb(path), self.files.resize_shorter)
+            return tf.stack([_crop(image, positions[v], self._size) for v in range(len(seeds))])
+
+        views = tf.map_fn(decode, (paths, where), fn_output_signature=tf.TensorSpec([len(seeds), height, width, 3], tf.uint8))
+        out = []
+        for v, s in enumerate(split):
+            x = views[:, v]
+            if s is not None and config.flip:
+                x = random_flip(x, s[1], rows)
+            out.append(normalize(x, self.mean, self.std))
+        return out
+
+    def eval_dataset(self, batch_size: int, indices=None) -> tf.data.Dataset:
+        return _eval_batches(self, batch_size, indices)
+
+
+def _decode_rgb(path):
+    image = tf.io.decode_image(tf.io.read_file(path), channels=3, expand_animations=False, dtype=tf.uint8)
+    image.set_shape([None, None, 3])
+    return image
+
+
+def _to_uint8(x):
+    return tf.cast(tf.clip_by_value(tf.round(x), 0.0, 255.0), tf.uint8)
+
+
+def _resize_to(image, size):
+    """Bilinear, antialiased resize to `size` (as images.read_images; same-size images untouched)."""
+    same = tf.reduce_all(tf.shape(image)[:2] == size)
+    return tf.cond(same, lambda: image, lambda: _to_uint8(tf.image.resize(image, size, antialias=True)))
+
+
+def _resize_shorter(image, shorter):
+    """torchvision's Resize(shorter): shorter side to `shorter`, the other scaled and truncated."""
+    hw = tf.cast(tf.shape(image)[:2], tf.float64)
+    scale = shorter / tf.reduce_min(hw)
+    size = tf.cast(tf.floor(hw * scale + 1e-9), tf.int32)
+    size = tf.where(hw == tf.reduce_min(hw), shorter, size)  # the shorter side exactly
+    return _resize_to(image, size)
+
+
+def _crop(image, position, size):
+    """Crop `size` from `image`; `position` in [0, 1)^2 picks the offset, negative = centred."""
+    room = tf.shape(image)[:2] - tf.constant(size)
+    centred = tf.cast(tf.round(tf.cast(room, tf.float32) / 2.0), tf.int32)
+    chosen = tf.minimum(tf.cast(tf.floor(position * tf.cast(room + 1, tf.float32)), tf.int32), room)
+    offset = tf.where(position < 0, centred, chosen)
+    return tf.image.crop_to_bounding_box(image, offset[0], offset[1], size[0], size[1])
+
+
+def make_bank(images, mean, std, augment_config: AugmentConfig):
+    """The bank of a split's images: in memory (an array) or on disk (FileImages)."""
+    if isinstance(images, FileImages):
+        return FileBank(images, mean, std, augment_config)
+    return ImageBank(np.asarray(images), mean, std, augment_config)
+
+
+def _eval_batches(bank, batch_size: int, indices=None) -> tf.data.Dataset:
+    indices = np.arange(len(bank), dtype=np.int64) if indices is None else np.asarray(indices, np.int64)
+    ds = tf.data.Dataset.from_tensor_slices(indices).batch(batch_size)
+    return ds.map(bank.load, num_parallel_calls=AUTOTUNE).prefetch(AUTOTUNE)
+
+
+def _load_views(bank, part: dict, base_seed: int, views):
+    """Augmented views of a replica's slice; each seed depends on the global batch and view only."""
+    seeds = [tf.stack([tf.constant(base_seed, tf.int64), part["step"] * 4 + v]) for v in views]
+    return bank.load_views(part["idx"], seeds, rows=(part["start"], part["total"]))
 
 
 def warmup_dataset(bank: ImageBank, labels: np.ndarray, plan, num_replicas: int, seed: int) -> tf.data.Dataset:
@@ -129,7 +261,7 @@ def warmup_dataset(bank: ImageBank, labels: np.ndarray, plan, num_replicas: int,
     labels_t = tf.constant(labels, tf.int64)
 
     def load(part):
-        return {"x": _load_view(bank, part, seed, 0), "y": tf.gather(labels_t, part["idx"])}
+        return {"x": _load_views(bank, part, seed, [0])[0], "y": tf.gather(labels_t, part["idx"])}
 
     ds = _index_dataset(plan, num_replicas)
     return ds.map(load, num_parallel_calls=AUTOTUNE, deterministic=True).prefetch(AUTOTUNE)
@@ -149,20 +281,20 @@ def ssl_dataset(
     unlabeled = _index_dataset([unl for _, unl in plan], num_replicas)
 
     def load(lab, unl):
-        return {
-            "x1": _load_view(bank, lab, seed, 0),
-            "x2": _load_view(bank, lab, seed, 1),
-            "y": tf.gather(labels_t, lab["idx"]),
-            "w": tf.gather(prob_t, lab["idx"]),
-            "u1": _load_view(bank, unl, seed, 2),
-            "u2": _load_view(bank, unl, seed, 3),
-        }
+        x1, x2 = _load_views(bank, lab, seed, [0, 1])
+        u1, u2 = _load_views(bank, unl, seed, [2, 3])
+        return {"x1": x1, "x2": x2, "y": tf.gather(labels_t, lab["idx"]), "w": tf.gather(prob_t, lab["idx"]), "u1": u1, "u2": u2}
 
     ds = tf.data.Dataset.zip((labeled, unlabeled))
     return ds.map(load, num_parallel_calls=AUTOTUNE, deterministic=True).prefetch(AUTOTUNE)
 
 
-def holdout_dataset(images: np.ndarray, labels: np.ndarray, mean, std, batch_size: int) -> tf.data.Dataset:
-    """(normalised images, labels) batches for `model.evaluate`."""
+def holdout_dataset(images, labels: np.ndarray, mean, std, batch_size: int) -> tf.data.Dataset:
+    """(normalised images, labels) batches for `model.evaluate` / `model.accuracy`; `images` is
+    a uint8 array or a FileImages (then decoded with the test-time transform)."""
+    if isinstance(images, FileImages):
+        labels_ds = tf.data.Dataset.from_tensor_slices(labels.astype(np.int64)).batch(batch_size)
+        bank = FileBank(images, mean, std, AugmentConfig(crop=False, flip=False, pad=0))
+        return tf.data.Dataset.zip((bank.eval_dataset(batch_size), labels_ds)).prefetch(AUTOTUNE)
     ds = tf.data.Dataset.from_tensor_slices((images, labels.astype(np.int64))).batch(batch_size)
     return ds.map(lambda x, y: (normalize(x, mean, std), y), num_parallel_calls=AUTOTUNE).prefetch(AUTOTUNE)

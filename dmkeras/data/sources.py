@@ -14,10 +14,11 @@ import os
 
 import numpy as np
 
-from dmkeras.data.images import IMAGE_EXTENSIONS, check_image_size, is_image_file, read_images
+from dmkeras.data.images import (IMAGE_EXTENSIONS, FileImages, check_image_files, check_image_size, is_image_file,
+                                 read_images)
 from dmkeras.errors import DmkerasError
 
-__all__ = ["SplitData", "load_source", "CIFAR10_N_LABELS", "NORMALISATION", "SPEC_FORMS",
+__all__ = ["SplitData", "load_source", "load_extra_test", "CIFAR10_N_LABELS", "NORMALISATION", "SPEC_FORMS",
            "IMAGE_SPEC_FORMS", "CLOTHING1M_CLASSES"]
 
 SPEC_FORMS = "'digits', 'npz:PATH' or 'tfds:NAME'"
@@ -27,6 +28,8 @@ IMAGE_SPEC_FORMS = "'folder:PATH', 'csv:FILE', 'clothing1m:ROOT' or 'webvision:R
 _CIFAR10_NORM = ((0.4914, 0.4822, 0.4465), (0.2023, 0.1994, 0.2010))
 _CIFAR100_NORM = ((0.507, 0.487, 0.441), (0.267, 0.256, 0.276))
 NORMALISATION: dict[str, tuple[tuple[float, ...], tuple[float, ...]]] = {
+    "clothing1m": ((0.6959, 0.6537, 0.6371), (0.3113, 0.3192, 0.3214)),  # the reference's constants
+    "webvision": ((0.485, 0.456, 0.406), (0.229, 0.224, 0.225)),  # ImageNet's, as the reference
     "cifar10": _CIFAR10_NORM,
     "cifar10_n": _CIFAR10_NORM,
     "cifar100": _CIFAR100_NORM,
@@ -40,6 +43,7 @@ _CIFAR10_N_DEFAULT = "worse_label"
 _CIFAR100_N_LABELS = ("noise_label",)
 
 _STD_FLOOR = 1e-3
+_STATS_SAMPLE = 500  # images decoded to estimate the normalisation of a streamed split
 _TFDS_BATCH = 2048
 _DIGITS_TEST_SIZE = 297
 _NPZ_REQUIRED = ("x_train", "y_train", "x_test", "y_test")
@@ -85,7 +89,8 @@ class SplitData:
 
 def load_source(spec: str, *, tfds_label: str | None = None, data_dir: str | None = None,
                 num_classes: int | None = None, image_size=None, test_spec: str | None = None,
-                test_fraction: float = 0.2, skip_unreadable: bool = False, seed: int = 0) -> SplitData:
+                test_fraction: float = 0.2, skip_unreadable: bool = False, seed: int = 0,
+                stream: bool = False, resize_shorter: int = 0) -> SplitData:
     """Loads ``digits``, ``npz:PATH``, ``tfds:NAME`` or image files.
 
     Image file specs (decoded by :func:`dmkeras.data.images.read_images`):
@@ -124,6 +129,14 @@ def load_source(spec: str, *, tfds_label: str | None = None, data_dir: str | Non
     skip_unreadable: drop missing or undecodable image files (and their labels), printing how
         many, instead of raising DmkerasError.
     seed: seeds the hold-out.
+    stream: keep image files on disk (x_train / x_test are :class:`FileImages`, decoded batch by
+        batch by the input pipeline) instead of decoding them into memory: for datasets that do
+        not fit, such as Clothing1M's million images. Needs image_size. Files are checked up
+        front (they exist and look like PNG/JPEG/GIF/BMP images); normalisation constants are
+        the dataset's own (clothing1m, webvision) or estimated from 500 training images.
+    resize_shorter: with stream, resize each image's shorter side to this and crop image_size
+        (random crop for training, centre crop for testing), as the reference's Resize +
+        RandomCrop / CenterCrop; 0 resizes straight to image_size. Image specs only.
     """
     if not isinstance(spec, str):
         raise DmkerasError(f"data source must be a string ({SPEC_FORMS}), got {spec!r}")
@@ -132,6 +145,10 @@ def load_source(spec: str, *, tfds_label: str | None = None, data_dir: str | Non
             raise DmkerasError(f"num_classes must be a positive integer, got {num_classes!r}")
         num_classes = int(num_classes)
     kind, _, rest = spec.partition(":")
+    if (stream or resize_shorter) and kind not in _IMAGE_KINDS:
+        raise DmkerasError(f"stream / resize_shorter only apply to image file sources ({IMAGE_SPEC_FORMS}), not {spec!r}")
+    if resize_shorter and not stream:
+        raise DmkerasError("resize_shorter needs stream=True (in-memory images are resized to image_size once)")
     if kind == "tfds" and rest:
         return _load_tfds(rest, tfds_label=tfds_label, data_dir=data_dir, num_classes=num_classes)
     if tfds_label is not None:
@@ -146,8 +163,54 @@ def load_source(spec: str, *, tfds_label: str | None = None, data_dir: str | Non
         return _load_image_files(
             spec, kind, rest, num_classes=num_classes, image_size=image_size, test_spec=test_spec,
             test_fraction=test_fraction, skip_unreadable=skip_unreadable, seed=seed,
+            stream=stream, resize_shorter=resize_shorter,
         )
     raise DmkerasError(f"unknown data source {spec!r}; expected {SPEC_FORMS}, or image files: {IMAGE_SPEC_FORMS}")
+
+
+def load_extra_test(spec: str, split: SplitData, *, stream: bool = False, resize_shorter: int = 0,
+                    skip_unreadable: bool = False) -> tuple[np.ndarray | FileImages, np.ndarray]:
+    """A second test set for a model trained on `split`: (images, labels) like split.x_test / y_test.
+
+    spec: ``folder:PATH`` or ``csv:FILE`` (classes matched to the training classes by name when
+    both are named), or ``ilsvrc12:ROOT``: the ImageNet validation images of the WebVision
+    classes in the reference's layout, ROOT/val/<class index>/*.JPEG, keeping the indices below
+    split.num_classes. Images get the training split's size and channels (decoded now, or left
+    on disk with stream).
+    """
+    kind, _, rest = spec.partition(":")
+    path = os.path.expanduser(rest)
+    if kind == "ilsvrc12" and rest:
+        val = os.path.join(path, "val")
+        if not os.path.isdir(val):
+            raise DmkerasError(f"ilsvrc12 root {path} has no val/ folder (expected val/<class index>/ image folders)")
+        folders = [d for d in _visible_subdirs(val) if d.isdigit() and int(d) < split.num_classes]
+        if not folders:
+            raise DmkerasError(f"{val} has no class folder named 0 .. {split.num_classes - 1}")
+        paths, labels = [], []
+        for folder in folders:
+            files = sorted(f for f in os.listdir(os.path.join(val, folder)) if is_image_file(f) and not f.startswith("."))
+            paths += [os.path.join(val, folder, f) for f in files]
+            labels += [int(folder)] * len(files)
+        listing = _Listing(paths, np.array(labels, dtype=np.int64))
+    elif kind in ("folder", "csv") and rest:
+        names = split.class_names or []
+        trained = _Listing([], np.zeros(0, np.int64), list(names), named=bool(names))
+        listing = _test_spec_listing(spec, trained)
+    else:
+        raise DmkerasError(f"extra test set must be 'folder:PATH', 'csv:FILE' or 'ilsvrc12:ROOT', got {spec!r}")
+    if not listing.paths:
+        raise DmkerasError(f"extra test set {spec} has no images")
+    _check_listing_range(listing, split.num_classes, f"extra test set {spec}")
+    height, width, channels = split.image_shape
+    if stream:
+        kept = check_image_files(listing.paths, skip_unreadable=skip_unreadable)
+        images = FileImages(listing.paths, (height, width), resize_shorter)[np.flatnonzero(kept)]
+    else:
+        images, kept = read_images(listing.paths, (height, width), channels=channels, skip_unreadable=skip_unreadable)
+    if not kept.any():
+        raise DmkerasError(f"extra test set {spec}: no readable image")
+    return images, listing.labels[kept]
 
 
 # --------------------------------------------------------------------------------------------
@@ -236,6 +299,10 @@ def _finish(name, x_train, y_train, x_test, y_test, num_classes, y_train_clean=N
         _check_range(y_train_clean, num_classes, f"{name} train clean labels")
     if norm_key in NORMALISATION:
         mean, std = NORMALISATION[norm_key]
+    elif isinstance(x_train, FileImages):  # estimated from a seeded sample of decoded images
+        picked = np.sort(np.random.default_rng(0).permutation(len(x_train))[:_STATS_SAMPLE])
+        sample, _ = read_images(x_train.paths[picked], x_train.size, channels=3, skip_unreadable=True)
+        mean, std = _channel_stats(sample)
     else:
         mean, std = _channel_stats(x_train)
     if len(mean) != x_train.shape[-1]:
@@ -465,8 +532,10 @@ def _examples(items) -> str:
 
 
 def _load_image_files(spec: str, kind: str, rest: str, *, num_classes, image_size, test_spec,
-                      test_fraction, skip_unreadable, seed) -> SplitData:
+                      test_fraction, skip_unreadable, seed, stream=False, resize_shorter=0) -> SplitData:
     size = check_image_size(image_size)
+    if stream and size is None:
+        raise DmkerasError(f"{spec}: streaming images from disk needs image_size=(height, width)")
     if test_spec is not None and not isinstance(test_spec, str):
         raise DmkerasError(f"test_spec must be a string ('folder:PATH' or 'csv:FILE'), got {test_spec!r}")
     if (isinstance(test_fraction, bool) or not isinstance(test_fraction, (int, float, np.integer, np.floating))
@@ -514,7 +583,14 @@ def _load_image_files(spec: str, kind: str, rest: str, *, num_classes, image_siz
     class_names = list(train.class_names or [])[:num_classes]
     class_names += [str(i) for i in range(len(class_names), num_classes)]
 
-    images, kept = read_images(train.paths + test.paths, size, skip_unreadable=skip_unreadable)
+    # Clothing1M and WebVision use the reference's constants, which are for RGB images.
+    norm_key = name if kind in ("clothing1m", "webvision") else None
+    if stream:
+        kept = check_image_files(train.paths + test.paths, skip_unreadable=skip_unreadable)
+        images = FileImages(train.paths + test.paths, size, resize_shorter)[np.flatnonzero(kept)]
+    else:
+        images, kept = read_images(train.paths + test.paths, size, skip_unreadable=skip_unreadable,
+                                   channels=3 if norm_key else None)
     n_train = len(train.paths)
     keep_train, keep_test = kept[:n_train], kept[n_train:]
     k = int(keep_train.sum())
@@ -523,7 +599,7 @@ def _load_image_files(spec: str, kind: str, rest: str, *, num_classes, image_siz
             raise DmkerasError(f"{spec}: no readable image left in the {split} split")
     y_clean = None if train.clean is None else train.clean[keep_train]
     return _finish(name, images[:k], train.labels[keep_train], images[k:], test.labels[keep_test],
-                   num_classes, y_train_clean=y_clean, class_names=class_names)
+                   num_classes, y_train_clean=y_clean, class_names=class_names, norm_key=norm_key)
 
 
 def _check_listing_range(listing: _Listing, num_classes: int, what: str) -> None:
