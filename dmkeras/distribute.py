@@ -121,7 +121,9 @@ def worker_index(strategy: tf.distribute.Strategy) -> int:
     resolver = getattr(strategy, "cluster_resolver", None)
     if resolver is None or num_workers(strategy) == 1:
         return 0
-    from tensorflow.python.distribute import multi_worker_util  # the rule TensorFlow itself uses
+    from tensorflow.python.distribute import (
+        multi_worker_util,  # the rule TensorFlow itself uses
+    )
 
     return multi_worker_util.id_in_cluster(resolver.cluster_spec(), resolver.task_type, resolver.task_id)
 

@@ -219,7 +219,7 @@ def default_run(tmp_path_factory):
 
 def _assert_same_run(got, want, *, exact=False):
     """Per-epoch losses (and every logged number), both nets' divisions, final weights."""
-    tol = dict(rtol=0, atol=0) if exact else dict(rtol=2e-5, atol=1e-6)
+    tol = {"rtol": 0, "atol": 0} if exact else {"rtol": 2e-5, "atol": 1e-6}
     assert [h["epoch"] for h in got["history"]] == [h["epoch"] for h in want["history"]] == [1, 2, 3]
     for a, b in zip(got["history"], want["history"]):
         assert a.keys() == b.keys()
@@ -230,10 +230,10 @@ def _assert_same_run(got, want, *, exact=False):
         for net_a, net_b in zip(a, b):
             assert net_a["labeled"] == net_b["labeled"]
             assert 0 < sum(net_a["labeled"]) < len(net_a["labeled"])  # a real division, not a degenerate one
-            np.testing.assert_allclose(net_a["clean_prob"], net_b["clean_prob"], **(tol if exact else dict(rtol=0, atol=2e-5)))
+            np.testing.assert_allclose(net_a["clean_prob"], net_b["clean_prob"], **(tol if exact else {"rtol": 0, "atol": 2e-5}))
     assert len(got["weights"]) == len(want["weights"])
     for a, b in zip(got["weights"], want["weights"]):
-        np.testing.assert_allclose(np.array(a), np.array(b), **(tol if exact else dict(rtol=1e-4, atol=2e-6)))
+        np.testing.assert_allclose(np.array(a), np.array(b), **(tol if exact else {"rtol": 1e-4, "atol": 2e-6}))
 
 
 def test_mirrored_dividemix_run_matches_the_default_strategy(default_run, tmp_path):
