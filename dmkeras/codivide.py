@@ -3,10 +3,12 @@
 At the start of every epoch it decides what each net trains on:
 
 * during warm-up (epoch < warm_up): every net makes one pass over all samples with plain CE;
-* afterwards: both nets score every training sample (eval mode, no augmentation), each fits its
-  loss GMM, and net 1 trains on the division made by net 2 while net 2 trains on the division
-  made by net 1 -- both divisions computed here, at the start of the epoch, before either net
-  is updated (as the reference's main loop does).
+* afterwards: both nets score every training sample (eval mode, no augmentation; the passes
+  split over the replicas, the logits gathered on every worker), each fits its loss GMM (once
+  per worker, on identical losses, so every worker makes the same division), and net 1 trains
+  on the division made by net 2 while net 2 trains on the division made by net 1 -- both
+  divisions computed here, at the start of the epoch, before either net is updated (as the
+  reference's main loop does).
 
 The trainer reads `codivide.passes`, runs them in order, and adds `codivide.epoch_logs` (phase,
 labeled counts, division quality) to the epoch's logs.
@@ -139,8 +141,12 @@ class CoDivide(keras.callbacks.Callback):
 
     def sample_losses(self, k, samples=None) -> np.ndarray:
         """Per-sample CE of net k on `samples` (default: every training sample), in eval mode
-        with the test-time transform."""
-        logits = self.model.nets[k].predict(self.bank.eval_dataset(self.eval_batch_size, samples), verbose=0)
+        with the test-time transform.
+
+        The forward passes are split over all replicas (of all workers) and the logits gathered
+        back in sample order, so every worker gets all of them and makes the same division.
+        """
+        logits = self.model.predict_logits(k, self.bank.eval_dataset(self.eval_batch_size, samples))
         return division_lib.per_sample_cross_entropy(logits, self.labels if samples is None else self.labels[samples])
 
     def divide(self, k, samples=None) -> division_lib.Division:
@@ -169,7 +175,11 @@ class CoDivide(keras.callbacks.Callback):
         else:
             plan = [sample[b] for b in pipeline.warmup_plan(len(sample), 2 * self.batch_size, rng)]
         plan, _ = pipeline.drop_batches_too_small(plan, self._replicas())
-        dataset = pipeline.warmup_dataset(self.bank, self.labels, plan, self._replicas(), seed=int(rng.integers(2**62)))
+        seed = int(rng.integers(2**62))
+
+        def dataset(replicas):  # each worker builds the elements of its own replicas only
+            return pipeline.warmup_dataset(self.bank, self.labels, plan, self._replicas(), seed=seed, replicas=replicas)
+
         return EpochPass(net=k, phase=WARMUP, dataset=distribute(self.model.distribute_strategy, dataset), num_steps=len(plan))
 
     def _ssl_pass(self, epoch, k, division: division_lib.Division, samples=None) -> EpochPass:
@@ -199,9 +209,13 @@ class CoDivide(keras.callbacks.Callback):
                 2 - k,
                 k + 1,
             )
-        dataset = pipeline.ssl_dataset(
-            self.bank, self.labels, clean_prob, plan, self._replicas(), seed=int(rng.integers(2**62))
-        )
+        seed = int(rng.integers(2**62))
+
+        def dataset(replicas):  # each worker builds the elements of its own replicas only
+            return pipeline.ssl_dataset(
+                self.bank, self.labels, clean_prob, plan, self._replicas(), seed=seed, replicas=replicas
+            )
+
         return EpochPass(
             net=k,
             phase=SEMI_SUPERVISED,

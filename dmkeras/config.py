@@ -11,7 +11,7 @@ from dmkeras.errors import DmkerasError
 
 METHODS = ("dividemix", "standard")
 NOISE_MODES = ("sym", "asym", "none")
-STRATEGIES = ("default", "mirrored")
+STRATEGIES = ("default", "mirrored", "multi_worker")  # as dmkeras.distribute.make_strategy
 CONFIDENCE_PENALTY = ("auto", "on", "off")
 DIVISIONS = ("gmm", "per_class_gmm", "class_floor")  # as dmkeras.division.DIVISIONS (config stays TF-free)
 
@@ -61,8 +61,12 @@ class TrainConfig:
     lr_drop_epoch: int = _field(150, "the learning rate is divided by 10 from this epoch on")
     momentum: float = _field(0.9, "SGD momentum")
     weight_decay: float = _field(5e-4, "L2 added to the gradients, as PyTorch SGD weight_decay")
-    batch_size: int = _field(64, 'global batch (labeled; the warm-up uses 2x, as the reference)')
-    eval_batch_size: int = _field(500, "batch of the no-grad passes (co-divide losses, test)")
+    batch_size: int = _field(
+        64,
+        "GLOBAL batch (labeled; the warm-up uses 2x, as the reference's single-GPU batch): split over all "
+        "replicas of all workers, each gets batch_size / replicas; keep it to reproduce the paper",
+    )
+    eval_batch_size: int = _field(500, "global batch of the no-grad passes (co-divide losses, test), split over the replicas")
 
     # DivideMix
     mixup_alpha: float = _field(4.0, "MixMatch Beta(alpha, alpha)")
@@ -77,8 +81,13 @@ class TrainConfig:
 
     # run
     seed: int = _field(0, "seeds noise, initialisation, shuffling, augmentation and mixing")
-    strategy: str = _field("default", 'default | mirrored')
-    cpu_replicas: int = _field(0, 'mirrored on a CPU-only machine: split the CPU into N logical devices')
+    strategy: str = _field(
+        "default",
+        "default (one device) | mirrored (all local GPUs) | multi_worker (MultiWorkerMirroredStrategy: "
+        "run the same command on every host, the cluster and this host's place in it in TF_CONFIG; "
+        "worker 0 writes the run directory)",
+    )
+    cpu_replicas: int = _field(0, "mirrored on a CPU-only machine: split the CPU into N logical devices (tests)")
     workdir: str = _field("", "run directory: config, metrics.csv, summary.json, weights, plots")
     verbose: int = _field(1, '0 silent, 1 progress bars, 2 one line per pass')
     def validate(self) -> "TrainConfig":
@@ -132,6 +141,10 @@ class TrainConfig:
         check(self.test_limit >= 0, f"--test_limit must be >= 0, got {self.test_limit}")
         check(self.pad >= 0, f"--pad must be >= 0, got {self.pad}")
         check(self.cpu_replicas >= 0, f"--cpu_replicas must be >= 0, got {self.cpu_replicas}")
+        check(
+            self.cpu_replicas <= 1 or self.strategy == "mirrored",
+            f"--cpu_replicas applies to --strategy=mirrored only, got --strategy={self.strategy}",
+        )
         check(self.verbose in (0, 1, 2), f"--verbose must be 0, 1 or 2, got {self.verbose}")
         check(bool(self.workdir), "--workdir is required")
         parse_backbone_args(self.backbone_args)

@@ -34,8 +34,11 @@ class NoisyData:
     noise_file_reused: bool = False
 
 
-def load_data(config: TrainConfig) -> NoisyData:
-    """Load the dataset, cut it to the requested size and apply (or reuse) the label noise."""
+def load_data(config: TrainConfig, write_noise_file: bool = True) -> NoisyData:
+    """Load the dataset, cut it to the requested size and apply (or reuse) the label noise.
+
+    `write_noise_file=False` (the non-chief workers of a multi-worker run): a --noise_file that
+    exists is read, one that does not is not written (the labels are the same: same seed)."""
     split = sources.load_source(
         config.dataset,
         tfds_label=config.tfds_label or None,
@@ -69,7 +72,7 @@ def load_data(config: TrainConfig) -> NoisyData:
     else:
         asym_map = asymmetric_map(config, split) if config.noise_mode == "asym" else None
         args = dict(mode=config.noise_mode, rate=config.noise_rate, num_classes=split.num_classes, seed=config.seed, asym_map=asym_map)
-        if config.noise_file:
+        if config.noise_file and (write_noise_file or os.path.exists(config.noise_file)):
             labels, reused = noise_lib.noisy_labels_from_file_or_new(config.noise_file, split.y_train, **args)
         else:
             labels, reused = noise_lib.make_noisy_labels(split.y_train, **args), False
@@ -141,23 +144,42 @@ def build_model(config: TrainConfig, num_classes: int, input_shape):
 
 
 def run(config: TrainConfig) -> dict:
-    """Train as `config` says, write the run directory, print and return summary.json's content."""
+    """Train as `config` says, write the run directory, print and return summary.json's content.
+
+    Under `--strategy=multi_worker` every worker runs this; only the chief (worker 0, or the
+    `chief` task if TF_CONFIG has one) writes `config.workdir` and prints; the other workers
+    write to a scratch directory removed at the end (`distribute.output_directory`). Resuming
+    reads `config.workdir` on every worker, so it needs a filesystem they share.
+    """
     config.validate()
     strategy = distribute.make_strategy(config.strategy, config.cpu_replicas)  # before TF touches devices
+    with distribute.output_directory(config.workdir, strategy) as out:
+        chief = distribute.is_chief(strategy)
+        if not chief:
+            print(
+                f"worker {distribute.worker_index(strategy)} of {distribute.num_workers(strategy)}: training quietly; "
+                f"the chief writes {config.workdir}",
+                flush=True,
+            )
+        return _run(config, strategy, out, chief, verbose=config.verbose if chief else 0)
+
+
+def _run(config: TrainConfig, strategy, out: str, chief: bool, verbose: int) -> dict:
+    """`run` in a strategy: read the run directory (resume) from `config.workdir`, write every
+    file to `out` (the workdir on the chief, a scratch directory on other workers)."""
     import keras
 
-    os.makedirs(config.workdir, exist_ok=True)
     resume_from = _checkpoint_to_resume(config)
-    callbacks_lib.write_json_atomic(os.path.join(config.workdir, "config.json"), dataclasses.asdict(config))
-    data = load_data(config)
+    callbacks_lib.write_json_atomic(os.path.join(out, "config.json"), dataclasses.asdict(config))
+    data = load_data(config, write_noise_file=chief)
     split = data.split
     if resume_from:
         saved = noise_lib.load_noise_file(os.path.join(config.workdir, "noisy_labels.json"), len(data.labels), split.num_classes)
         if not np.array_equal(saved, data.labels):
             raise DmkerasError(f"{config.workdir}: the noisy labels differ from those the checkpoint was trained on")
-    noise_lib.save_noise_file(os.path.join(config.workdir, "noisy_labels.json"), data.labels)
-    callbacks_lib.write_json_atomic(os.path.join(config.workdir, "dataset.json"), dataset_info(split))
-    if data.noise_rate_actual is not None:
+    noise_lib.save_noise_file(os.path.join(out, "noisy_labels.json"), data.labels)
+    callbacks_lib.write_json_atomic(os.path.join(out, "dataset.json"), dataset_info(split))
+    if data.noise_rate_actual is not None and chief:
         print(
             f"{config.dataset}: {len(data.labels)} training / {len(split.y_test)} test images {split.image_shape}, "
             f"{split.num_classes} classes; noise {config.noise_mode} {config.noise_rate:g}: "
@@ -169,10 +191,12 @@ def run(config: TrainConfig) -> dict:
     keras.utils.set_random_seed(config.seed)
     with strategy.scope():
         model = build_model(config, split.num_classes, split.image_shape)
-    if config.verbose:
+    if verbose:
+        workers = distribute.num_workers(strategy)
         print(f"{config.method} with 2 x {config.backbone}" if config.method == "dividemix" else f"standard CE with {config.backbone}",
               f"({model.nets[0].count_params():,} parameters each), strategy {config.strategy} "
-              f"({strategy.num_replicas_in_sync} replica(s))", flush=True)
+              f"({strategy.num_replicas_in_sync} replica(s)" + (f" on {workers} workers" if workers > 1 else "")
+              + f"), global batch {config.batch_size}", flush=True)
 
     bank = pipeline.make_bank(split.x_train, split.mean, split.std, AugmentConfig.parse(config.augment, config.pad))
     test_data = pipeline.holdout_dataset(split.x_test, split.y_test, split.mean, split.std, config.eval_batch_size)
@@ -200,18 +224,25 @@ def run(config: TrainConfig) -> dict:
         num_batches=config.num_batches,
     )
     recorder = callbacks_lib.RunRecorder(
-        config.workdir,
+        out,
         epochs=config.epochs,
         num_samples=len(data.labels),
         noise_rate_actual=data.noise_rate_actual,
         codivide=codivide,
-        verbose=config.verbose,
+        verbose=verbose,
     )
     initial_epoch = 0
     if resume_from:
         state = checkpoint.restore(resume_from, model, codivide)
         initial_epoch, recorder.history, recorder.elapsed_before = state["epoch"], state["history"], state["elapsed_s"]
-        print(f"resuming from {resume_from}: {initial_epoch} of {config.epochs} epochs done", flush=True)
+        if chief:
+            print(f"resuming from {resume_from}: {initial_epoch} of {config.epochs} epochs done", flush=True)
+    starts = distribute.same_on_all_workers(strategy, initial_epoch)
+    if len(set(starts.tolist())) > 1:
+        raise DmkerasError(
+            f"the workers would start from different epochs ({', '.join(map(str, starts))}): under multi_worker every "
+            f"worker must see the same {config.workdir} to resume (a shared filesystem), or none may resume"
+        )
     try:
         trainer.train(
             model,
@@ -226,17 +257,17 @@ def run(config: TrainConfig) -> dict:
                 callbacks_lib.StepDecay(config.lr, config.lr_drop_epoch),
                 *([callbacks_lib.FreezeBackbone(config.freeze_epochs)] if config.freeze_epochs else []),
                 recorder,
-                checkpoint.EpochCheckpoint(config.workdir, codivide, recorder),
+                checkpoint.EpochCheckpoint(out, codivide, recorder),
             ],
             seed=config.seed,
-            verbose=config.verbose,
+            verbose=verbose,
         )
     except BaseException:  # Ctrl-C or a failure: keep the plots of the epochs that finished
         if recorder.history:
             recorder.write_plots()
         raise
     finally:  # and the weights, in every case
-        save_weights(model, config.workdir)
+        save_weights(model, out)
     summary = metrics.summarize(
         recorder.history,
         num_samples=len(data.labels),
@@ -244,8 +275,8 @@ def run(config: TrainConfig) -> dict:
         wall_time_s=recorder.elapsed_s,
         epochs=config.epochs,
     )
-    callbacks_lib.write_json_atomic(os.path.join(config.workdir, "summary.json"), summary)
-    if config.verbose:
+    callbacks_lib.write_json_atomic(os.path.join(out, "summary.json"), summary)
+    if verbose:
         print(result_table(config, summary))
     return summary
 

@@ -19,9 +19,10 @@ per replica).
 """
 
 import keras
+import numpy as np
 import tensorflow as tf
 
-from dmkeras import ops
+from dmkeras import distribute, ops
 
 WARMUP = "warmup"
 SEMI_SUPERVISED = "ssl"
@@ -90,20 +91,22 @@ class _CoTrainedModel(keras.Model):
 
     # -- evaluation under any strategy ---------------------------------------------------------------
 
-    def count_correct(self, images, labels):
+    def count_correct(self, images, labels, real=None):
         """Per-replica counts: correct predictions of the ensemble (sum of logits) and of each net,
-        and of the ensemble's top 5 when there are more than 5 classes."""
+        and of the ensemble's top 5 when there are more than 5 classes (over the rows marked
+        `real`, when given)."""
         logits = [net(images, training=False) for net in self.nets]
         labels = tf.cast(labels, tf.int64)
+        weight = tf.ones_like(labels, tf.float32) if real is None else tf.cast(real, tf.float32)
 
         def correct(z):
-            return tf.reduce_sum(tf.cast(tf.equal(tf.argmax(z, axis=-1), labels), tf.float32))
+            return tf.reduce_sum(weight * tf.cast(tf.equal(tf.argmax(z, axis=-1), labels), tf.float32))
 
         ensemble = tf.add_n(logits)
-        counts = {"rows": tf.cast(tf.shape(labels)[0], tf.float32), "acc": correct(ensemble)}
+        counts = {"rows": tf.reduce_sum(weight), "acc": correct(ensemble)}
         if self.num_classes > TOP_K:  # WebVision / ILSVRC report top-5 as well
             in_top_k = tf.math.in_top_k(labels, tf.cast(ensemble, tf.float32), TOP_K)
-            counts[f"acc_top{TOP_K}"] = tf.reduce_sum(tf.cast(in_top_k, tf.float32))
+            counts[f"acc_top{TOP_K}"] = tf.reduce_sum(weight * tf.cast(in_top_k, tf.float32))
         if len(logits) > 1:
             counts.update({f"acc_net{k + 1}": correct(z) for k, z in enumerate(logits)})
         return counts
@@ -113,23 +116,54 @@ class _CoTrainedModel(keras.Model):
 
         Keras' `evaluate` cannot be used under MirroredStrategy when a batch does not split evenly
         over the replicas (its first-batch build averages the replicas' inputs), so the counts are
-        summed here instead.
+        summed here instead. Each global batch is split into per-replica slices by the same
+        mechanism as the training batches (every worker keeps its own replicas' slices), so under
+        any strategy every example is counted exactly once.
         """
         strategy = self.distribute_strategy
         if "accuracy" not in self._step_functions:
 
             @tf.function
-            def count(batch):
-                per_replica = strategy.run(self.count_correct, args=batch)
+            def count(batch, real):
+                per_replica = strategy.run(self.count_correct, args=(*batch[:2], real))
                 return {name: strategy.reduce("sum", value, axis=None) for name, value in per_replica.items()}
 
             self._step_functions["accuracy"] = count
         totals = {}
-        for batch in strategy.experimental_distribute_dataset(dataset):
-            for name, value in self._step_functions["accuracy"](batch).items():
+        for batch, real in _per_replica_batches(strategy, dataset):
+            for name, value in self._step_functions["accuracy"](batch, real).items():
                 totals[name] = totals.get(name, 0.0) + float(value)
         rows = totals.pop("rows", 0.0)
         return {name: value / rows for name, value in totals.items()} if rows else {}
+
+    def predict_logits(self, k, dataset) -> np.ndarray:
+        """Net k's logits (inference mode) on every row of a dataset of image batches, in order.
+
+        What `net.predict` does on one device, for any strategy: each global batch is split over
+        all replicas (of all workers) and the slices' logits are gathered back in replica order,
+        so every worker gets the logits of every row. (Keras' `predict` under
+        MultiWorkerMirroredStrategy auto-shards the dataset and reorders the gathered outputs by
+        its own sharding rule; this does not depend on that.)
+        """
+        strategy = self.distribute_strategy
+        key = ("logits", k)
+        if key not in self._step_functions:
+            net = self.nets[k]
+
+            @tf.function
+            def logits(images, real):
+                per_replica = strategy.run(lambda x: net(x, training=False), args=(images,))
+                real = strategy.run(lambda r: tf.cast(r, tf.int32), args=(real,))  # collectives take no bool
+                return strategy.gather(per_replica, axis=0), strategy.gather(real, axis=0)
+
+            self._step_functions[key] = logits
+        outputs = []
+        for images, real in _per_replica_batches(strategy, dataset):
+            values, real = self._step_functions[key](images, real)
+            outputs.append(values.numpy()[real.numpy() > 0])
+        if not outputs:
+            return np.zeros((0, self.num_classes), np.float32)
+        return np.concatenate(outputs)
 
     # -- compiled, distributed steps ------------------------------------------------------------------
 
@@ -314,3 +348,9 @@ class StandardModel(_CoTrainedModel):
         images, labels = data[0], data[1]
         self.acc.update_state(labels, self.net1(images, training=False))
         return {"acc": self.acc.result()}
+
+
+def _per_replica_batches(strategy, dataset):
+    """The distributed form of a dataset of global batches: one slice per replica per batch."""
+    replicas = strategy.num_replicas_in_sync
+    return distribute.distribute(strategy, lambda mine: distribute.split_global_batches(dataset, replicas, mine))

@@ -1,15 +1,35 @@
-"""MirroredStrategy on two logical CPU devices against the default strategy, same global batch.
+"""tf.distribute: TF_CONFIG checks, per-worker input pipelines, and runs under MirroredStrategy
+(two logical CPU devices) and MultiWorkerMirroredStrategy (two processes on localhost) against
+the default strategy, same global batch.
 
-Logical devices must be configured before TensorFlow initialises, so the comparison runs in a
-fresh subprocess. The backbone has no BatchNorm (per-replica batch statistics would differ by
-design) and the mixing weight is 1 (mixing partners are drawn within each replica), so both
-strategies must compute the same losses and the same weights up to float32 summation order.
+Logical devices must be configured before TensorFlow initialises, so the comparisons run in
+fresh subprocesses. The backbones have no BatchNorm (per-replica batch statistics differ by
+design) and the mixing weight is 1 (mixing partners are drawn within each replica's slice, and
+with lambda = 1 a partner has weight exactly 0), so every strategy must compute the same losses,
+divisions and weights up to float32 summation order.
 """
 
 import json
+import os
+import re
+import socket
 import subprocess
 import sys
 import textwrap
+from pathlib import Path
+
+import numpy as np
+import pytest
+import tensorflow as tf
+
+from dmkeras import distribute as distribute_lib
+from dmkeras.config import TrainConfig
+from dmkeras.data import pipeline
+from dmkeras.data.augment import AugmentConfig
+from dmkeras.errors import DmkerasError
+
+ROOT = Path(__file__).resolve().parent.parent
+RUN_SCRIPT = Path(__file__).resolve().parent / "distributed_run.py"
 
 SCRIPT = textwrap.dedent(
     """
@@ -58,8 +78,6 @@ SCRIPT = textwrap.dedent(
 
 
 def test_mirrored_two_cpu_replicas_match_the_default_strategy():
-    import numpy as np
-
     proc = subprocess.run([sys.executable, "-c", SCRIPT], capture_output=True, text=True, timeout=300)
     assert proc.returncode == 0, proc.stderr[-3000:]
     result = json.loads(proc.stdout.split("RESULT", 1)[1])
@@ -72,3 +90,196 @@ def test_mirrored_two_cpu_replicas_match_the_default_strategy():
             np.testing.assert_allclose(b[key], a[key], rtol=2e-5, atol=1e-6, err_msg=key)
     for a, b in zip(default["weights"], mirrored["weights"]):
         np.testing.assert_allclose(np.array(b), np.array(a), rtol=1e-4, atol=2e-6)
+
+
+# -- TF_CONFIG -------------------------------------------------------------------------------------
+
+
+def _tf_config(cluster=None, task=None):
+    return json.dumps({"cluster": cluster or {"worker": ["h0:1", "h1:1"]}, "task": task or {"type": "worker", "index": 1}})
+
+
+def test_tf_config_is_checked_with_a_clear_message():
+    assert distribute_lib.parse_tf_config(_tf_config())["task"]["index"] == 1
+    assert distribute_lib.parse_tf_config(_tf_config({"chief": ["c:1"], "worker": ["w:1"]}, {"type": "chief", "index": 0}))
+    bad = {
+        None: "not set",
+        "  ": "not set",
+        "{cluster": "not valid JSON",
+        "[1]": "JSON object",
+        json.dumps({"task": {"type": "worker", "index": 0}}): "no 'cluster'",
+        _tf_config({"ps": ["p:1"]}): "not supported",
+        _tf_config({"worker": "h0:1,h1:1"}): "list of 'host:port'",
+        _tf_config({"worker": ["h0"]}): "list of 'host:port'",
+        _tf_config({"chief": ["a:1", "b:1"]}, {"type": "chief", "index": 0}): "one chief",
+        json.dumps({"cluster": {"worker": ["h0:1"]}}): "no 'task'",
+        _tf_config(task={"type": "evaluator", "index": 0}): "not a job",
+        _tf_config(task={"type": "worker", "index": 2}): "not in [0, 2)",
+        _tf_config(task={"type": "worker", "index": "0"}): "not in [0, 2)",
+    }
+    for text, message in bad.items():
+        with pytest.raises(DmkerasError, match=re.escape(message)):
+            distribute_lib.parse_tf_config(text)
+
+
+def test_multi_worker_strategy_without_tf_config_is_an_error(monkeypatch):
+    monkeypatch.delenv("TF_CONFIG", raising=False)
+    with pytest.raises(DmkerasError, match="TF_CONFIG"):
+        distribute_lib.make_strategy("multi_worker")
+    with pytest.raises(DmkerasError, match="strategy"):
+        TrainConfig(strategy="multi", workdir="w").validate()
+    with pytest.raises(DmkerasError, match="cpu_replicas applies to --strategy=mirrored"):
+        TrainConfig(strategy="multi_worker", cpu_replicas=2, workdir="w").validate()
+    TrainConfig(strategy="multi_worker", workdir="w").validate()
+
+
+# -- per-worker input pipelines --------------------------------------------------------------------
+
+
+def _contexts(workers, replicas):
+    return [tf.distribute.InputContext(workers, w, replicas) for w in range(workers)]
+
+
+def test_each_worker_pipeline_yields_its_own_replicas_elements():
+    """4 replicas on 2 workers: worker w yields, per global batch, the slices of replicas 2w, 2w + 1;
+    interleaving the workers' elements (2 at a time) gives back the single-pipeline order."""
+    images = np.arange(23, dtype=np.uint8).reshape(23, 1, 1, 1)
+    bank = pipeline.ImageBank(images, (0.0,), (1 / 255,), AugmentConfig(False, False, 0))
+    plan = pipeline.warmup_plan(23, 8, np.random.default_rng(0))  # batches of 8, 8, 7
+
+    def rows(ds):
+        return [np.rint(e["x"].numpy()[:, 0, 0, 0]).astype(int).tolist() for e in ds]
+
+    everyone = rows(pipeline.warmup_dataset(bank, np.zeros(23, np.int64), plan, 4, seed=1))
+    assert [len(r) for r in everyone] == [2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 1]
+    per_worker = []
+    for context in _contexts(2, 4):
+        replicas = distribute_lib.input_replicas(context)
+        assert list(replicas) == [2 * context.input_pipeline_id, 2 * context.input_pipeline_id + 1]
+        per_worker.append(rows(pipeline.warmup_dataset(bank, np.zeros(23, np.int64), plan, 4, seed=1, replicas=replicas)))
+        # a dataset of every replica's elements, filtered per worker, gives the same
+        full = pipeline.warmup_dataset(bank, np.zeros(23, np.int64), plan, 4, seed=1)
+        assert rows(distribute_lib.keep_replicas(full, 4, replicas)) == per_worker[-1]
+    interleaved = [e for step in range(3) for w in range(2) for e in per_worker[w][2 * step : 2 * step + 2]]
+    assert interleaved == everyone
+    assert distribute_lib.input_replicas(tf.distribute.InputContext(1, 0, 2)) == range(2)
+
+
+def test_split_global_batches_counts_every_row_once_and_pads_empty_slices():
+    batches = tf.data.Dataset.range(7).batch(3).map(lambda x: (x, -x))  # batches of 3, 3, 1 over 4 replicas
+    seen = []
+    for context in _contexts(2, 4):
+        for (x, y), real in distribute_lib.split_global_batches(batches, 4, distribute_lib.input_replicas(context)):
+            assert len(x) >= 1 and np.array_equal(y.numpy(), -x.numpy())
+            seen += x.numpy()[real.numpy()].tolist()
+    assert sorted(seen) == list(range(7))
+    one = [(x.numpy().tolist(), r.numpy().tolist()) for (x, _), r in distribute_lib.split_global_batches(batches, 4)][-4:]
+    assert one == [([6], [True]), ([6], [False]), ([6], [False]), ([6], [False])]
+
+
+# -- whole runs: mirrored and multi-worker against the default strategy ----------------------------
+
+
+def _env(**extra):
+    env = dict(os.environ, PYTHONPATH=str(ROOT) + os.pathsep + os.environ.get("PYTHONPATH", ""), **extra)
+    env.pop("TF_CONFIG", None)
+    env.update(extra)
+    return env
+
+
+def _run_script(strategy, workdir, result, cpu_replicas=0, env=None):
+    return subprocess.Popen(
+        [sys.executable, str(RUN_SCRIPT), strategy, str(workdir), str(result), str(cpu_replicas)],
+        env=env or _env(), stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, cwd=str(ROOT),
+    )
+
+
+def _finish(procs, timeout=300):
+    outputs = []
+    try:
+        for proc in procs:
+            outputs.append(proc.communicate(timeout=timeout)[0])
+    finally:
+        for proc in procs:
+            if proc.poll() is None:
+                proc.kill()
+                proc.communicate()
+    for proc, output in zip(procs, outputs):
+        assert proc.returncode == 0, output[-4000:]
+    return outputs
+
+
+@pytest.fixture(scope="module")
+def default_run(tmp_path_factory):
+    """The reference: the tiny run of tests/distributed_run.py under the default strategy."""
+    root = tmp_path_factory.mktemp("default")
+    _finish([_run_script("default", root / "run", root / "result.json")])
+    return json.loads((root / "result.json").read_text())
+
+
+def _assert_same_run(got, want, *, exact=False):
+    """Per-epoch losses (and every logged number), both nets' divisions, final weights."""
+    tol = {"rtol": 0, "atol": 0} if exact else {"rtol": 2e-5, "atol": 1e-6}
+    assert [h["epoch"] for h in got["history"]] == [h["epoch"] for h in want["history"]] == [1, 2, 3]
+    for a, b in zip(got["history"], want["history"]):
+        assert a.keys() == b.keys()
+        for key in a:  # losses are normalised by global counts: the replicas' sum is the global value
+            np.testing.assert_allclose(a[key], b[key], **tol, err_msg=f"epoch {a['epoch']} {key}")
+    assert len(got["divisions"]) == len(want["divisions"]) == 2  # epochs 2 and 3 co-divide
+    for a, b in zip(got["divisions"], want["divisions"]):
+        for net_a, net_b in zip(a, b):
+            assert net_a["labeled"] == net_b["labeled"]
+            assert 0 < sum(net_a["labeled"]) < len(net_a["labeled"])  # a real division, not a degenerate one
+            np.testing.assert_allclose(net_a["clean_prob"], net_b["clean_prob"], **(tol if exact else {"rtol": 0, "atol": 2e-5}))
+    assert len(got["weights"]) == len(want["weights"])
+    for a, b in zip(got["weights"], want["weights"]):
+        np.testing.assert_allclose(np.array(a), np.array(b), **(tol if exact else {"rtol": 1e-4, "atol": 2e-6}))
+
+
+def test_mirrored_dividemix_run_matches_the_default_strategy(default_run, tmp_path):
+    """Warm-up, then two co-divided epochs through experiment.run, on 2 logical CPUs: the same
+    per-epoch losses, divisions (labeled masks, clean probabilities) and final weights.
+    BN-free net and mixing weight 1 (tests/distributed_run.py): BatchNorm statistics and mixing
+    partners are legitimately per replica, everything else must match."""
+    _finish([_run_script("mirrored", tmp_path / "run", tmp_path / "result.json", cpu_replicas=2)])
+    mirrored = json.loads((tmp_path / "result.json").read_text())
+    assert (default_run["replicas"], mirrored["replicas"]) == (1, 2)
+    _assert_same_run(mirrored, default_run)
+
+
+def _free_ports(n):
+    sockets = [socket.socket() for _ in range(n)]
+    try:
+        for s in sockets:
+            s.bind(("127.0.0.1", 0))
+        return [s.getsockname()[1] for s in sockets]
+    finally:
+        for s in sockets:
+            s.close()
+
+
+def test_two_workers_on_localhost_match_the_default_strategy_and_only_the_chief_writes(default_run, tmp_path):
+    """MultiWorkerMirroredStrategy, two processes (one CPU replica each) on 127.0.0.1: both
+    workers make the same divisions and end with the same weights, which match one process
+    under the default strategy; worker 0 writes its run directory, worker 1 writes nothing
+    (its scratch directory under its TMPDIR is gone at the end)."""
+    cluster = {"worker": [f"127.0.0.1:{port}" for port in _free_ports(2)]}
+    scratch = tmp_path / "tmp1"
+    scratch.mkdir()
+    procs = []
+    for index in range(2):
+        env = _env(TF_CONFIG=json.dumps({"cluster": cluster, "task": {"type": "worker", "index": index}}))
+        if index:
+            env["TMPDIR"] = str(scratch)
+        procs.append(_run_script("multi_worker", tmp_path / f"run{index}", tmp_path / f"result{index}.json", env=env))
+    outputs = _finish(procs)
+    workers = [json.loads((tmp_path / f"result{i}.json").read_text()) for i in range(2)]
+    assert [w["replicas"] for w in workers] == [2, 2]
+    _assert_same_run(workers[1], workers[0], exact=True)  # same all-reduced updates, same gathered losses
+    _assert_same_run(workers[0], default_run)
+    written = sorted(p.name for p in (tmp_path / "run0").iterdir())
+    for name in ("checkpoint", "config.json", "metrics.csv", "summary.json", "net1.keras", "net2.keras", "curves.png"):
+        assert name in written
+    assert not (tmp_path / "run1").exists()
+    assert list(scratch.iterdir()) == []
+    assert "worker 1 of 2: training quietly" in outputs[1]

@@ -170,6 +170,7 @@ def test_mirrored_strategy_on_two_cpu_devices_runs_end_to_end(tmp_path):
         (["--p_threshold=-0.1"], "--p_threshold must be in [0, 1]"),
         (["--noise_mode=asym"], "needs --asym_map"),
         (["--asym_map=3:99", "--noise_mode=asym"], "99"),
+        (["--strategy=multi_worker"], "TF_CONFIG environment variable, which is not set"),
     ],
 )
 def test_bad_flags_give_one_clear_line(flags, message, tmp_path):

@@ -6,7 +6,9 @@ Plans are plain arrays, so they are cheap to rebuild each epoch and easy to test
 
 Batches are *global* (as the reference's single-GPU batch); under a strategy with R replicas
 each global batch is split into R consecutive slices, one per replica, in the order
-`tf.distribute.Strategy.distribute_datasets_from_function` hands elements to replicas.
+`tf.distribute.Strategy.distribute_datasets_from_function` hands elements to replicas. With
+several workers, each worker's pipeline is built for its own replicas only (`replicas=`, see
+`dmkeras.distribute.distribute`): it gathers and augments only the rows its replicas train on.
 """
 
 import dataclasses
@@ -77,16 +79,19 @@ def drop_batches_too_small(plan, num_replicas: int, size=len):
     return plan, 0
 
 
-def _index_dataset(batches: list[np.ndarray], num_replicas: int) -> tf.data.Dataset:
+def _index_dataset(batches: list[np.ndarray], num_replicas: int, replicas=None) -> tf.data.Dataset:
     """Per-replica elements {"idx", "step", "start", "total"} of global `batches`, in replica order:
     the indices of the replica's slice, the global batch number, where the slice starts in the
-    global batch and the global batch size (so augmentation can be drawn per global batch)."""
+    global batch and the global batch size (so augmentation can be drawn per global batch).
+    `replicas` (global replica ids, default all): yield only the elements of these replicas."""
+    keep = set(range(num_replicas) if replicas is None else replicas)
     slices, meta = [], []
     for step, batch in enumerate(batches):
         start = 0
-        for piece in replica_slices(batch, num_replicas):
-            slices.append(piece)
-            meta.append((step, start, len(batch)))
+        for replica, piece in enumerate(replica_slices(batch, num_replicas)):
+            if replica in keep:
+                slices.append(piece)
+                meta.append((step, start, len(batch)))
             start += len(piece)
     lengths = np.array([len(s) for s in slices], np.int64)
     width = max(int(lengths.max()) if len(slices) else 0, 1)
@@ -256,29 +261,30 @@ def _load_views(bank, part: dict, base_seed: int, views):
     return bank.load_views(part["idx"], seeds, rows=(part["start"], part["total"]))
 
 
-def warmup_dataset(bank: ImageBank, labels: np.ndarray, plan, num_replicas: int, seed: int) -> tf.data.Dataset:
-    """Per-replica batches {"x", "y"} of a warm-up (plain CE) pass."""
+def warmup_dataset(bank: ImageBank, labels: np.ndarray, plan, num_replicas: int, seed: int, replicas=None) -> tf.data.Dataset:
+    """Per-replica batches {"x", "y"} of a warm-up (plain CE) pass (of `replicas` only, if given)."""
     labels_t = tf.constant(labels, tf.int64)
 
     def load(part):
         return {"x": _load_views(bank, part, seed, [0])[0], "y": tf.gather(labels_t, part["idx"])}
 
-    ds = _index_dataset(plan, num_replicas)
+    ds = _index_dataset(plan, num_replicas, replicas)
     return ds.map(load, num_parallel_calls=AUTOTUNE, deterministic=True).prefetch(AUTOTUNE)
 
 
 def ssl_dataset(
-    bank: ImageBank, labels: np.ndarray, clean_prob: np.ndarray, plan, num_replicas: int, seed: int
+    bank: ImageBank, labels: np.ndarray, clean_prob: np.ndarray, plan, num_replicas: int, seed: int, replicas=None
 ) -> tf.data.Dataset:
-    """Per-replica batches {"x1", "x2", "y", "w", "u1", "u2"} of a semi-supervised pass.
+    """Per-replica batches {"x1", "x2", "y", "w", "u1", "u2"} of a semi-supervised pass (of
+    `replicas` only, if given).
 
     x1/x2 and u1/u2 are two augmented views of the labeled and unlabeled samples; y the given
     labels and w the clean probabilities (from the *other* net's division) of the labeled ones.
     """
     labels_t = tf.constant(labels, tf.int64)
     prob_t = tf.constant(clean_prob, tf.float32)
-    labeled = _index_dataset([lab for lab, _ in plan], num_replicas)
-    unlabeled = _index_dataset([unl for _, unl in plan], num_replicas)
+    labeled = _index_dataset([lab for lab, _ in plan], num_replicas, replicas)
+    unlabeled = _index_dataset([unl for _, unl in plan], num_replicas, replicas)
 
     def load(lab, unl):
         x1, x2 = _load_views(bank, lab, seed, [0, 1])
