@@ -34,7 +34,7 @@ def cross_validated_probs(config, split, labels, *, folds: int, epochs: int) -> 
         print(f"cross-validation fold {k + 1}/{folds}: training on {len(train_idx)}, predicting {len(held)}", flush=True)
         model, _ = experiment.train_baseline(config, split, split.x_train[train_idx], labels[train_idx], epochs=epochs)
         held_images = eval_bank.load(held)
-        logits = model.net1.predict(held_images, batch_size=config.eval_batch_size, verbose=0)
+        logits = np.asarray(model.net1.predict(held_images, batch_size=config.eval_batch_size, verbose=0), np.float64)
         exp = np.exp(logits - logits.max(axis=1, keepdims=True))
         probs[held] = exp / exp.sum(axis=1, keepdims=True)
     return probs

@@ -14,6 +14,7 @@ NOISE_MODES = ("sym", "asym", "none")
 STRATEGIES = ("default", "mirrored", "multi_worker")  # as dmkeras.distribute.make_strategy
 CONFIDENCE_PENALTY = ("auto", "on", "off")
 DIVISIONS = ("gmm", "per_class_gmm", "class_floor")  # as dmkeras.division.DIVISIONS (config stays TF-free)
+MIXED_PRECISION = ("off", "mixed_float16", "mixed_bfloat16")  # as dmkeras.precision.MODES
 
 
 def _field(default, help_text):
@@ -88,6 +89,8 @@ class TrainConfig:
         "worker 0 writes the run directory)",
     )
     cpu_replicas: int = _field(0, "mirrored on a CPU-only machine: split the CPU into N logical devices (tests)")
+    jit_compile: bool = _field(False, "compile the train steps, accuracy and co-divide predictions with XLA (one replica only)")
+    mixed_precision: str = _field("off", "off (float32) | mixed_float16 (with loss scaling) | mixed_bfloat16: the nets' compute dtype")
     workdir: str = _field("", "run directory: config, metrics.csv, summary.json, weights, plots")
     verbose: int = _field(1, '0 silent, 1 progress bars, 2 one line per pass')
     def validate(self) -> "TrainConfig":
@@ -101,6 +104,10 @@ class TrainConfig:
         check(self.noise_mode in NOISE_MODES, f"--noise_mode must be one of {', '.join(NOISE_MODES)}, got {self.noise_mode!r}")
         check(0.0 <= self.noise_rate <= 1.0, f"--noise_rate must be in [0, 1], got {self.noise_rate}")
         check(self.strategy in STRATEGIES, f"--strategy must be one of {', '.join(STRATEGIES)}, got {self.strategy!r}")
+        check(
+            self.mixed_precision in MIXED_PRECISION,
+            f"--mixed_precision must be one of {', '.join(MIXED_PRECISION)}, got {self.mixed_precision!r}",
+        )
         check(
             self.confidence_penalty in CONFIDENCE_PENALTY,
             f"--confidence_penalty must be one of {', '.join(CONFIDENCE_PENALTY)}, got {self.confidence_penalty!r}",

@@ -108,9 +108,15 @@ def asymmetric_map(config: TrainConfig, split: sources.SplitData) -> dict:
 
 
 def build_model(config: TrainConfig, num_classes: int, input_shape):
-    """The DivideMixModel (or StandardModel) of `config`, compiled, in the current strategy scope."""
+    """The DivideMixModel (or StandardModel) of `config`, compiled, in the current strategy scope.
+
+    The nets are built under the dtype policy of `--mixed_precision` (the global policy is restored
+    afterwards); with mixed_float16 each optimizer is a LossScaleOptimizer. `--jit_compile` goes to
+    `compile`.
+    """
     import keras
 
+    from dmkeras import precision
     from dmkeras.model import DivideMixModel, StandardModel
 
     kwargs = parse_backbone_args(config.backbone_args)
@@ -122,24 +128,24 @@ def build_model(config: TrainConfig, num_classes: int, input_shape):
         return net
 
     def sgd():
-        return keras.optimizers.SGD(learning_rate=config.lr, momentum=config.momentum)
+        return precision.optimizer(keras.optimizers.SGD(learning_rate=config.lr, momentum=config.momentum), config.mixed_precision)
 
+    with precision.policy_scope(config.mixed_precision):
+        nets = [backbone("net1")] if config.method == "standard" else [backbone("net1"), backbone("net2")]
     if config.method == "standard":
         model = StandardModel(
-            backbone("net1"), num_classes=num_classes, weight_decay=config.weight_decay, confidence_penalty=config.use_confidence_penalty
+            *nets, num_classes=num_classes, weight_decay=config.weight_decay, confidence_penalty=config.use_confidence_penalty
         )
-        model.compile(sgd())
     else:
         model = DivideMixModel(
-            backbone("net1"),
-            backbone("net2"),
+            *nets,
             num_classes=num_classes,
             temperature=config.temperature,
             mixup_alpha=config.mixup_alpha,
             weight_decay=config.weight_decay,
             confidence_penalty=config.use_confidence_penalty,
         )
-        model.compile(sgd(), sgd())
+    model.compile(*(sgd() for _ in nets), jit_compile=config.jit_compile)
     return model
 
 
@@ -318,7 +324,8 @@ def _checkpoint_to_resume(config: TrainConfig) -> str | None:
     except (OSError, json.JSONDecodeError):
         previous = {}
     current = dataclasses.asdict(config)
-    differs = sorted(k for k in current if k != "verbose" and previous.get(k) != current[k])
+    defaults = {field.name: field.default for field in dataclasses.fields(TrainConfig)}  # settings added since
+    differs = sorted(k for k in current if k != "verbose" and previous.get(k, defaults[k]) != current[k])
     if differs:
         raise DmkerasError(
             f"{config.workdir} holds a checkpoint of another configuration ({', '.join('--' + k for k in differs[:5])} "

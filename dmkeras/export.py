@@ -135,7 +135,8 @@ def _serving_module(nets, dataset: dict):
             # as dmkeras.data.augment.normalize, which training used
             x = tf.cast(images, tf.float32) / 255.0
             x = (x - tf.constant(mean, tf.float32)) / tf.constant(std, tf.float32)
-            logits = [net(x, training=False) for net in self.nets]
+            # float32 logits, also from nets trained under a mixed precision policy
+            logits = [tf.cast(net(x, training=False), tf.float32) for net in self.nets]
             return tf.add_n(logits) if len(logits) > 1 else logits[0]
 
         @tf.function(input_signature=[spec])
@@ -160,7 +161,8 @@ def _keras_ensemble(nets, dataset: dict):
     x = keras.layers.Rescaling(1.0 / 255.0, name="rescale")(images)
     x = keras.layers.Normalization(mean=list(dataset["mean"]), variance=list(std**2), axis=-1, name="normalize")(x)
     logits = [net(x) for net in nets]
-    z = keras.layers.Add(name="ensemble_logits")(logits) if len(logits) > 1 else logits[0]
+    # float32 layers cast their inputs: float32 probabilities also from nets trained in mixed precision
+    z = keras.layers.Add(dtype="float32", name="ensemble_logits")(logits) if len(logits) > 1 else logits[0]
     probabilities = keras.layers.Activation("softmax", dtype="float32", name=OUTPUT_KEY)(z)
     return keras.Model(images, probabilities, name="dmkeras_ensemble")
 
@@ -408,7 +410,7 @@ def _verify(path, nets, dataset, np, tf) -> None:
     shape = [int(d) for d in dataset["image_shape"]]
     images = np.random.default_rng(0).integers(0, 256, size=(3, *shape), dtype=np.uint8)
     x = (images.astype(np.float32) / 255.0 - np.asarray(dataset["mean"], np.float32)) / np.asarray(dataset["std"], np.float32)
-    expected = tf.nn.softmax(sum(net(x, training=False) for net in nets)).numpy()
+    expected = tf.nn.softmax(sum(tf.cast(net(x, training=False), tf.float32) for net in nets)).numpy()
     got = tf.saved_model.load(path).signatures["serving_default"](**{INPUT_KEY: tf.constant(images)})[OUTPUT_KEY].numpy()
     error = float(np.max(np.abs(got - expected)))
     if not error <= 1e-4:

@@ -16,17 +16,33 @@ Losses are normalised by *global* row counts (all-reduced across replicas) and t
 penalty uses the global mean prediction, so a step under R replicas computes the same gradient as
 one replica with the whole batch (up to BatchNorm statistics and mixing partners, which stay
 per replica).
+
+Precision and XLA (`compile(..., jit_compile=True)`): the nets may compute in float16 / bfloat16
+(`dmkeras.precision`); their logits are cast to float32 before any of the maths, losses and
+returned values are float32, and a net's optimizer may be a `LossScaleOptimizer`: the loss is
+scaled in the tape and the optimizer unscales. Under XLA each *per-replica* step (the function
+given to `strategy.run`) is compiled, not the outer function that reads the iterator; XLA cannot
+compile steps whose all-reduces and optimizer updates synchronise several replicas, so it needs a
+single replica.
 """
+
+import functools
 
 import keras
 import numpy as np
 import tensorflow as tf
 
 from dmkeras import distribute, ops
+from dmkeras.errors import DmkerasError
 
 WARMUP = "warmup"
 SEMI_SUPERVISED = "ssl"
 TOP_K = 5
+
+
+def float32_logits(net, images, training):
+    """The net's logits as float32, whatever dtype policy it computes in."""
+    return tf.cast(net(images, training=training), tf.float32)
 
 
 class _CoTrainedModel(keras.Model):
@@ -44,15 +60,28 @@ class _CoTrainedModel(keras.Model):
     def nets(self):
         raise NotImplementedError
 
-    def compile(self, *optimizers, **kwargs):
-        """One optimizer per net; each is built on, and only ever updates, its own net's weights."""
+    def compile(self, *optimizers, jit_compile=False, **kwargs):
+        """One optimizer per net; each is built on, and only ever updates, its own net's weights.
+
+        `jit_compile=True` compiles the per-replica train steps, the accuracy counts and the
+        co-divide forward passes (`predict_logits`, and the nets' own `predict`) with XLA. Unlike Keras' own default ("auto", which turns
+        XLA on on a GPU), the default here is False. It needs a single replica.
+        """
         if len(optimizers) != len(self.nets):
             raise ValueError(f"{type(self).__name__}.compile takes {len(self.nets)} optimizer(s), got {len(optimizers)}")
-        super().compile(**kwargs)
+        replicas = self.distribute_strategy.num_replicas_in_sync
+        if jit_compile and replicas > 1:
+            raise DmkerasError(
+                f"--jit_compile needs a single replica, the strategy has {replicas}: XLA cannot compile a step whose "
+                "all-reduces and optimizer updates synchronise replicas (Keras turns XLA off under tf.distribute too)"
+            )
+        super().compile(jit_compile=bool(jit_compile), **kwargs)
         self.optimizers = tuple(optimizers)
         with self.distribute_strategy.scope():
             for net, optimizer in zip(self.nets, self.optimizers):
                 optimizer.build(net.trainable_weights)
+                net.jit_compile = self.jit_compile  # net.predict (audits) follows the model
+                net.predict_function = None
         self._step_functions = {}
 
     def reset_step_functions(self):
@@ -61,14 +90,29 @@ class _CoTrainedModel(keras.Model):
 
     # -- per-replica train steps --------------------------------------------------------------------
 
-    def _apply_gradients(self, k, loss, tape):
-        """Coupled L2 weight decay, then the net's own optimizer on the net's own weights."""
+    def _per_replica(self, fn):
+        """`fn` as the function given to `strategy.run`: XLA-compiled under `jit_compile`."""
+        return tf.function(fn, jit_compile=True) if self.jit_compile else fn
+
+    def _scale_loss(self, k, loss):
+        """The loss to differentiate: scaled by net k's LossScaleOptimizer (float16), else as is."""
+        return self.optimizers[k].scale_loss(loss)
+
+    def _apply_gradients(self, k, scaled_loss, tape):
+        """Coupled L2 weight decay, then the net's own optimizer on the net's own weights.
+
+        `scaled_loss` is `_scale_loss(k, loss)`, taken inside the tape. The gradients then carry
+        the loss scale s, so the decay is added as s * decay * w; the optimizer divides the sum by
+        s (a LossScaleOptimizer does; s = 1 for any other optimizer): the update is that of
+        g + decay * w, as without scaling.
+        """
         net = self.nets[k]
         weights = net.trainable_weights
-        grads = tape.gradient(loss, weights)
+        grads = tape.gradient(scaled_loss, weights)
+        loss_scale = self._scale_loss(k, tf.constant(1.0, tf.float32))
         # The optimizer sums gradients over replicas, so each replica adds 1/R of the decay term.
-        decay = self.weight_decay / tf.distribute.get_replica_context().num_replicas_in_sync
-        grads = [g + decay * tf.cast(w, g.dtype) for g, w in zip(grads, weights)]
+        decay = loss_scale * (self.weight_decay / tf.distribute.get_replica_context().num_replicas_in_sync)
+        grads = [g + tf.cast(decay, g.dtype) * tf.cast(w, g.dtype) for g, w in zip(grads, weights)]
         self.optimizers[k].apply(grads, weights)
 
     def warmup_step(self, k, batch):
@@ -77,14 +121,15 @@ class _CoTrainedModel(keras.Model):
         context = tf.distribute.get_replica_context()
         global_rows = context.all_reduce("sum", tf.cast(tf.shape(batch["y"])[0], tf.float32))
         with tf.GradientTape() as tape:
-            logits = net(batch["x"], training=True)
+            logits = float32_logits(net, batch["x"], training=True)
             ce = tf.nn.sparse_softmax_cross_entropy_with_logits(labels=batch["y"], logits=logits)
             ce_loss = tf.reduce_sum(ce) / global_rows
             loss = ce_loss
             if self.confidence_penalty:
                 penalty = tf.reduce_sum(ops.negative_entropy(logits)) / global_rows
                 loss = loss + penalty
-        self._apply_gradients(k, loss, tape)
+            scaled_loss = self._scale_loss(k, loss)
+        self._apply_gradients(k, scaled_loss, tape)
         if self.confidence_penalty:
             return {"loss": loss, "ce": ce_loss, "penalty": penalty}
         return {"loss": loss}
@@ -95,7 +140,7 @@ class _CoTrainedModel(keras.Model):
         """Per-replica counts: correct predictions of the ensemble (sum of logits) and of each net,
         and of the ensemble's top 5 when there are more than 5 classes (over the rows marked
         `real`, when given)."""
-        logits = [net(images, training=False) for net in self.nets]
+        logits = [float32_logits(net, images, training=False) for net in self.nets]
         labels = tf.cast(labels, tf.int64)
         weight = tf.ones_like(labels, tf.float32) if real is None else tf.cast(real, tf.float32)
 
@@ -123,9 +168,11 @@ class _CoTrainedModel(keras.Model):
         strategy = self.distribute_strategy
         if "accuracy" not in self._step_functions:
 
-            @tf.function
+            count_correct = self._per_replica(self.count_correct)
+
+            @tf.function(reduce_retracing=True)
             def count(batch, real):
-                per_replica = strategy.run(self.count_correct, args=(*batch[:2], real))
+                per_replica = strategy.run(count_correct, args=(*batch[:2], real))
                 return {name: strategy.reduce("sum", value, axis=None) for name, value in per_replica.items()}
 
             self._step_functions["accuracy"] = count
@@ -150,9 +197,11 @@ class _CoTrainedModel(keras.Model):
         if key not in self._step_functions:
             net = self.nets[k]
 
-            @tf.function
+            forward = self._per_replica(lambda x: float32_logits(net, x, training=False))
+
+            @tf.function(reduce_retracing=True)
             def logits(images, real):
-                per_replica = strategy.run(lambda x: net(x, training=False), args=(images,))
+                per_replica = strategy.run(forward, args=(images,))
                 real = strategy.run(lambda r: tf.cast(r, tf.int32), args=(real,))  # collectives take no bool
                 return strategy.gather(per_replica, axis=0), strategy.gather(real, axis=0)
 
@@ -172,6 +221,8 @@ class _CoTrainedModel(keras.Model):
 
         Reads one per-replica batch from a distributed iterator, runs the step on every replica
         and sums the replicas' contributions (each is already normalised by global counts).
+        Under `jit_compile` the per-replica step is XLA-compiled; reading the iterator is not.
+        The batch dimension is left unknown, so one trace serves every batch size.
         """
         key = (phase, k, with_unlabeled)
         if key not in self._step_functions:
@@ -181,24 +232,22 @@ class _CoTrainedModel(keras.Model):
                 return {name: strategy.reduce("sum", value, axis=None) for name, value in per_replica.items()}
 
             if phase == WARMUP:
+                replica_step = self._per_replica(functools.partial(self.warmup_step, k))
 
                 @tf.function
                 def step(iterator):
-                    return reduce(strategy.run(self.warmup_step, args=(k, next(iterator))))
+                    return reduce(strategy.run(replica_step, args=(next(iterator),)))
 
             elif phase == SEMI_SUPERVISED:
+                replica_step = self._per_replica(functools.partial(self.ssl_step, k, with_unlabeled=with_unlabeled))
 
                 @tf.function
                 def step(iterator, mix_lambda, lambda_u, seed):
-                    batch = next(iterator)
-                    return reduce(
-                        strategy.run(
-                            self.ssl_step, args=(k, batch, mix_lambda, lambda_u, seed), kwargs={"with_unlabeled": with_unlabeled}
-                        )
-                    )
+                    return reduce(strategy.run(replica_step, args=(next(iterator), mix_lambda, lambda_u, seed)))
 
             else:
                 raise ValueError(f"unknown phase {phase!r}")
+            step.replica_step = replica_step  # the per-replica function (a tf.function under jit_compile)
             self._step_functions[key] = step
         return self._step_functions[key]
 
@@ -250,7 +299,7 @@ class DivideMixModel(_CoTrainedModel):
         return (self.net1, self.net2)
 
     def call(self, images, training=False):
-        return self.net1(images, training=training) + self.net2(images, training=training)
+        return float32_logits(self.net1, images, training) + float32_logits(self.net2, images, training)
 
     @property
     def metrics(self):
@@ -258,8 +307,8 @@ class DivideMixModel(_CoTrainedModel):
 
     def test_step(self, data):
         images, labels = data[0], data[1]
-        logits1 = self.net1(images, training=False)
-        logits2 = self.net2(images, training=False)
+        logits1 = float32_logits(self.net1, images, training=False)
+        logits2 = float32_logits(self.net2, images, training=False)
         self.acc.update_state(labels, logits1 + logits2)
         self.acc_net1.update_state(labels, logits1)
         self.acc_net2.update_state(labels, logits2)
@@ -281,15 +330,15 @@ class DivideMixModel(_CoTrainedModel):
             u1, u2 = batch["u1"], batch["u2"]
             guessed = ops.co_guess(
                 [
-                    tf.nn.softmax(net(u1, training=True)),
-                    tf.nn.softmax(net(u2, training=True)),
-                    tf.nn.softmax(peer(u1, training=False)),
-                    tf.nn.softmax(peer(u2, training=False)),
+                    tf.nn.softmax(float32_logits(net, u1, training=True)),
+                    tf.nn.softmax(float32_logits(net, u2, training=True)),
+                    tf.nn.softmax(float32_logits(peer, u1, training=False)),
+                    tf.nn.softmax(float32_logits(peer, u2, training=False)),
                 ],
                 self.temperature,
             )
-        probs_x1 = tf.nn.softmax(net(x1, training=True))
-        probs_x2 = tf.nn.softmax(net(x2, training=True))
+        probs_x1 = tf.nn.softmax(float32_logits(net, x1, training=True))
+        probs_x2 = tf.nn.softmax(float32_logits(net, x2, training=True))
         refined = ops.co_refine(labels, batch["w"], probs_x1, probs_x2, self.temperature)
 
         if with_unlabeled:
@@ -308,7 +357,7 @@ class DivideMixModel(_CoTrainedModel):
         global_labeled, global_unlabeled, global_rows = counts[0], counts[1], counts[2]
         replicas = float(context.num_replicas_in_sync)
         with tf.GradientTape() as tape:
-            logits = net(mixed_inputs, training=True)
+            logits = float32_logits(net, mixed_inputs, training=True)
             loss_x = tf.reduce_sum(ops.soft_cross_entropy(logits[:labeled_rows], mixed_targets[:labeled_rows]))
             loss_x = loss_x / global_labeled
             loss_u = tf.reduce_sum(ops.squared_error(logits[labeled_rows:], mixed_targets[labeled_rows:]))
@@ -316,7 +365,8 @@ class DivideMixModel(_CoTrainedModel):
             mean_probs = context.all_reduce("sum", tf.reduce_sum(tf.nn.softmax(logits), axis=0)) / global_rows
             penalty = ops.uniform_prior_penalty(mean_probs) / replicas
             loss = loss_x + lambda_u * loss_u + penalty
-        self._apply_gradients(k, loss, tape)
+            scaled_loss = self._scale_loss(k, loss)
+        self._apply_gradients(k, scaled_loss, tape)
         return {"loss": loss, "loss_x": loss_x, "loss_u": loss_u, "penalty": penalty}
 
 
@@ -338,7 +388,7 @@ class StandardModel(_CoTrainedModel):
         return (self.net1,)
 
     def call(self, images, training=False):
-        return self.net1(images, training=training)
+        return float32_logits(self.net1, images, training)
 
     @property
     def metrics(self):
@@ -346,7 +396,7 @@ class StandardModel(_CoTrainedModel):
 
     def test_step(self, data):
         images, labels = data[0], data[1]
-        self.acc.update_state(labels, self.net1(images, training=False))
+        self.acc.update_state(labels, float32_logits(self.net1, images, training=False))
         return {"acc": self.acc.result()}
 
 

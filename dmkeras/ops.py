@@ -51,9 +51,16 @@ def mixup(inputs, targets, mix_lambda, permutation):
 
 
 def random_permutation(n, seed):
-    """A permutation of range(n) from a stateless seed (same seed, same permutation)."""
-    keys = tf.random.stateless_uniform([n], seed=seed)
-    return tf.argsort(keys)
+    """A permutation of range(n) from a stateless seed (same seed, same permutation).
+
+    The same permutation with and without XLA: the raw Philox bits agree between TensorFlow's
+    kernel and XLA's, but their conversion to floats does not, so the keys are the 23 bits that
+    TensorFlow's float conversion keeps (hence the same order as sorting
+    `stateless_uniform([n], seed)`, ties by index), sorted stably.
+    """
+    bits = tf.random.stateless_uniform([n], seed=seed, minval=None, maxval=None, dtype=tf.uint32, alg="philox")
+    keys = tf.cast(tf.bitwise.bitwise_and(bits, tf.constant(0x7FFFFF, tf.uint32)), tf.int32)
+    return tf.argsort(keys, stable=True)
 
 
 def soft_cross_entropy(logits, targets):

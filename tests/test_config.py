@@ -10,6 +10,14 @@ def test_division_names_agree_with_the_division_module():
     assert config.DIVISIONS == division.DIVISIONS
 
 
+def test_mixed_precision_modes_agree_with_the_precision_module():
+    from dmkeras import precision
+
+    assert config.MIXED_PRECISION == precision.MODES
+    for mode in config.MIXED_PRECISION:
+        config.TrainConfig(workdir="runs/x", mixed_precision=mode, jit_compile=True).validate()
+
+
 @pytest.mark.parametrize(
     "overrides, message",
     [
@@ -20,6 +28,7 @@ def test_division_names_agree_with_the_division_module():
         ({"batch_size": 0}, "--batch_size must be >= 1, got 0"),
         ({"backbone_args": "alpha"}, "--backbone_args: expected key=value, got 'alpha'"),
         ({"workdir": ""}, "--workdir is required"),
+        ({"mixed_precision": "float16"}, "--mixed_precision must be one of off, mixed_float16, mixed_bfloat16, got 'float16'"),
     ],
 )
 def test_validate_names_the_bad_setting(overrides, message):

@@ -99,3 +99,14 @@ def test_uniform_prior_penalty_by_hand():
     assert ops.uniform_prior_penalty(tf.constant([0.5, 0.5])).numpy() == pytest.approx(0.0, abs=1e-7)
     expected = 0.5 * math.log(2.0) + 0.5 * math.log(0.5 / 0.75)
     assert ops.uniform_prior_penalty(tf.constant([0.25, 0.75])).numpy() == pytest.approx(expected, rel=1e-6)
+
+
+def test_random_permutation_is_the_same_under_xla():
+    jitted = tf.function(ops.random_permutation, jit_compile=True)
+    rng = np.random.default_rng(0)
+    for n in (1, 7, 64, 300):
+        seed = tf.constant(rng.integers(2**31, size=2), tf.int64)
+        eager = ops.random_permutation(n, seed).numpy()
+        np.testing.assert_array_equal(jitted(tf.constant(n), seed).numpy(), eager)
+        # and the order of the float keys it replaced (stateless_uniform, ties by index)
+        np.testing.assert_array_equal(eager, np.argsort(tf.random.stateless_uniform([n], seed=seed).numpy(), kind="stable"))
