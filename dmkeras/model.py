@@ -14,8 +14,9 @@ all-reduce is a synchronisation point that may not sit inside control flow).
 
 Losses are normalised by *global* row counts (all-reduced across replicas) and the uniform-prior
 penalty uses the global mean prediction, so a step under R replicas computes the same gradient as
-one replica with the whole batch (up to BatchNorm statistics and mixing partners, which stay
-per replica).
+one replica with the whole batch (up to BatchNorm batch statistics and mixing partners, which
+stay per replica; the BatchNorm moving statistics are averaged over replicas after each pass,
+`sync_replica_statistics`).
 
 Precision and XLA (`compile(..., jit_compile=True)`): the nets may compute in float16 / bfloat16
 (`dmkeras.precision`); their logits are cast to float32 before any of the maths, losses and
@@ -214,6 +215,36 @@ class _CoTrainedModel(keras.Model):
             return np.zeros((0, self.num_classes), np.float32)
         return np.concatenate(outputs)
 
+    # -- replica statistics --------------------------------------------------------------------------
+
+    def sync_replica_statistics(self, k=None):
+        """Set every replica's copy of each floating-point non-trainable variable of net k (of every
+        net when k is None), e.g. BatchNorm's moving mean and variance, to the mean over all replicas
+        of all workers. A no-op with one replica. Call it on every worker at the same point (after
+        each pass: `trainer.run_pass` does).
+
+        Keras 3 creates these variables with aggregation "none": under a mirrored strategy each
+        replica updates its own copy from its own slice of the batch, so without this the replicas
+        would evaluate with different statistics and a saved net would hold the first replica's.
+        The moving averages are linear in the batch statistics, so the mean of the replicas' moving
+        means is the moving average of the mean of the slices' means (the global batch mean when the
+        slices are equal), and the mean of their moving variances the moving average of the mean of
+        the slices' variances (which leaves out the spread of the slice means around their mean).
+
+        Frozen weights (non-trainable too) are equal on every replica and stay so.
+        """
+        strategy = self.distribute_strategy
+        if strategy.num_replicas_in_sync == 1:
+            return
+        for i in range(len(self.nets)) if k is None else (k,):
+            key = ("sync_statistics", i)
+            if key not in self._step_functions:  # reset with the steps when trainable weights change
+                variables = [v for v in self.nets[i].non_trainable_variables if keras.backend.is_float_dtype(v.dtype)]
+                sync = _replica_mean_assigner(strategy, variables) if variables else None
+                self._step_functions[key] = sync
+            if self._step_functions[key] is not None:
+                self._step_functions[key]()
+
     # -- compiled, distributed steps ------------------------------------------------------------------
 
     def step_function(self, phase, k, with_unlabeled=True):
@@ -398,6 +429,22 @@ class StandardModel(_CoTrainedModel):
         images, labels = data[0], data[1]
         self.acc.update_state(labels, float32_logits(self.net1, images, training=False))
         return {"acc": self.acc.result()}
+
+
+def _replica_mean_assigner(strategy, variables):
+    """A compiled function setting each replica's copy of `variables` to their mean over replicas."""
+
+    def average():
+        context = tf.distribute.get_replica_context()
+        means = context.all_reduce("mean", [tf.identity(v.value) for v in variables])  # the local copies
+        for variable, mean in zip(variables, means):
+            variable.assign(mean)  # aggregation "none": in replica context each replica writes its own copy
+
+    @tf.function
+    def sync():
+        strategy.run(average)
+
+    return sync
 
 
 def _per_replica_batches(strategy, dataset):

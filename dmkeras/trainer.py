@@ -92,6 +92,10 @@ def run_pass(model, epoch_pass: EpochPass, *, epoch, warm_up, lambda_u, rampup_e
         for name, value in values.items():
             totals[name] = totals.get(name, 0.0) + value
         progbar.update(step + 1, values=list(values.items()))
+    # One value per replica again for the net's moving statistics before anything evaluates it: the
+    # peer's eval-mode forward in the next pass, the co-divide scoring of the next epoch, the test
+    # accuracy, checkpoints. Only the pass's net trained, so the other net is already in sync.
+    model.sync_replica_statistics(epoch_pass.net)
     means = {prefix + name: total / epoch_pass.num_steps for name, total in totals.items()}
     if verbose == 2:
         print(f"  {_pass_title(epoch, None, epoch_pass)}: " + ", ".join(f"{k} {v:.4f}" for k, v in means.items()), flush=True)

@@ -6,7 +6,7 @@ tests/test_distribute.py (run as a script, one process per worker):
 (`multi_worker` reads TF_CONFIG.) Writes to RESULT.json what the comparison needs: the epoch
 logs, every division (clean probabilities and labeled masks of both nets) and the final weights.
 
-The backbone has no BatchNorm and the MixMatch weight is fixed to 1: BatchNorm statistics and
+The backbone has no BatchNorm and the MixMatch weight is fixed to 1: BatchNorm batch statistics and
 mixing partners are per replica by design (as in any data-parallel run), so only without them
 must every strategy compute the same thing up to float32 summation order. With lambda = 1 the
 partner's weight is exactly 0, so which partner a replica draws does not matter.

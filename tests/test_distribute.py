@@ -1,10 +1,11 @@
 """tf.distribute: TF_CONFIG checks, per-worker input pipelines, and runs under MirroredStrategy
 (two logical CPU devices) and MultiWorkerMirroredStrategy (two processes on localhost) against
-the default strategy, same global batch.
+the default strategy, same global batch, and the averaging of BatchNorm moving statistics over
+replicas.
 
 Logical devices must be configured before TensorFlow initialises, so the comparisons run in
-fresh subprocesses. The backbones have no BatchNorm (per-replica batch statistics differ by
-design) and the mixing weight is 1 (mixing partners are drawn within each replica's slice, and
+fresh subprocesses. The compared backbones have no BatchNorm (per-replica batch statistics differ
+by design) and the mixing weight is 1 (mixing partners are drawn within each replica's slice, and
 with lambda = 1 a partner has weight exactly 0), so every strategy must compute the same losses,
 divisions and weights up to float32 summation order.
 """
@@ -90,6 +91,93 @@ def test_mirrored_two_cpu_replicas_match_the_default_strategy():
             np.testing.assert_allclose(b[key], a[key], rtol=2e-5, atol=1e-6, err_msg=key)
     for a, b in zip(default["weights"], mirrored["weights"]):
         np.testing.assert_allclose(np.array(b), np.array(a), rtol=1e-4, atol=2e-6)
+
+
+BN_SCRIPT = textwrap.dedent(
+    """
+    import json, os, sys
+    os.environ["TF_CPP_MIN_LOG_LEVEL"] = "2"
+    from dmkeras.distribute import make_strategy
+    strategy = make_strategy(sys.argv[1], cpu_replicas=2 if sys.argv[1] == "mirrored" else 0)
+    import keras, numpy as np, tensorflow as tf
+    from dmkeras import trainer, zoo
+    from dmkeras.codivide import EpochPass
+    from dmkeras.data import pipeline
+    from dmkeras.data.augment import AugmentConfig
+    from dmkeras.distribute import distribute
+    from dmkeras.model import DivideMixModel, WARMUP
+
+    rng = np.random.default_rng(0)
+    images = rng.integers(0, 256, size=(48, 8, 8, 1), dtype=np.uint8)
+    labels = rng.integers(0, 3, size=48)
+    bank = pipeline.ImageBank(images, (0.5,), (0.25,), AugmentConfig(True, True, 1))
+    keras.utils.set_random_seed(1)
+    with strategy.scope():
+        nets = [zoo.create_model("small_cnn", 3, (8, 8, 1), width=4, batchnorm=True) for _ in range(2)]
+        model = DivideMixModel(*nets, num_classes=3)
+        model.compile(keras.optimizers.SGD(0.05), keras.optimizers.SGD(0.05))
+
+    def copies(net):  # every local replica's copy of every non-trainable variable
+        return {v.path: [c.numpy().tolist() for c in strategy.experimental_local_results(v.value)] for v in net.non_trainable_variables}
+
+    syncs, sync = [], model.sync_replica_statistics
+
+    def recording_sync(k=None):
+        before = [copies(net) for net in nets]
+        sync(k)
+        syncs.append({"k": k, "before": before, "after": [copies(net) for net in nets]})
+
+    model.sync_replica_statistics = recording_sync
+    for k in (0, 1):
+        plan = pipeline.warmup_plan(48, 16, np.random.default_rng(k))
+        ds = distribute(strategy, lambda mine: pipeline.warmup_dataset(bank, labels, plan, 2, seed=k, replicas=mine))
+        epoch_pass = EpochPass(net=k, phase=WARMUP, dataset=ds, num_steps=len(plan))
+        trainer.run_pass(model, epoch_pass, epoch=0, warm_up=1, lambda_u=0.0, rampup_epochs=1.0, seed=0, verbose=0)
+    saved = [{v.path: v.numpy().tolist() for v in net.non_trainable_variables} for net in nets]
+    print("RESULT" + json.dumps({"syncs": syncs, "saved": saved}))
+    """
+)
+
+
+def _bn_result(output):
+    return json.loads(output.split("RESULT", 1)[1].splitlines()[0])
+
+
+def _assert_statistics_averaged(results):
+    """`results`: BN_SCRIPT's output of each worker, in worker order (the global replica order)."""
+    workers = [r["syncs"] for r in results]
+    assert all([s["k"] for s in syncs] == [0, 1] for syncs in workers)  # once per pass, for the pass's net
+
+    def copies(k, when, net):  # at net k's sync, path -> every replica's copy, over all workers
+        return {path: [c for w in workers for c in w[k][when][net][path]] for path in workers[0][k][when][net]}
+
+    for k in (0, 1):
+        trained, other = copies(k, "before", k), copies(k, "before", 1 - k)
+        assert len(trained) == 8  # moving mean and variance of 4 BN layers
+        assert all(len(c) == 2 for c in trained.values())
+        assert any(not np.array_equal(*map(np.array, c)) for c in trained.values())  # the replicas had drifted apart
+        after = copies(k, "after", k)
+        for path, before in trained.items():
+            mean = np.mean(np.array(before), axis=0)
+            for replica in after[path]:
+                np.testing.assert_allclose(replica, mean, rtol=1e-6, atol=1e-7, err_msg=path)
+            np.testing.assert_array_equal(*after[path])
+        assert copies(k, "after", 1 - k) == other  # the net that did not train is untouched, and already one value
+        assert all(np.array_equal(*map(np.array, c)) for c in other.values())
+    for result in results:  # what a checkpoint or a saved net reads
+        for k, net in enumerate(result["saved"]):
+            for path, value in net.items():
+                assert value == result["syncs"][1]["after"][k][path][0]
+
+
+def test_mirrored_batchnorm_statistics_are_averaged_over_replicas_after_each_pass():
+    """Each replica updates its own copy of BatchNorm's moving statistics from its slice of the
+    batch (Keras 3: aggregation "none"); at the end of net k's pass `run_pass` sets every copy of
+    net k's statistics to the replicas' mean, so both replicas (and what is saved) hold one value."""
+    command = [sys.executable, "-c", BN_SCRIPT, "mirrored"]
+    proc = subprocess.run(command, check=False, capture_output=True, text=True, timeout=300, cwd=str(ROOT))
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    _assert_statistics_averaged([_bn_result(proc.stdout)])
 
 
 # -- TF_CONFIG -------------------------------------------------------------------------------------
@@ -239,8 +327,8 @@ def _assert_same_run(got, want, *, exact=False):
 def test_mirrored_dividemix_run_matches_the_default_strategy(default_run, tmp_path):
     """Warm-up, then two co-divided epochs through experiment.run, on 2 logical CPUs: the same
     per-epoch losses, divisions (labeled masks, clean probabilities) and final weights.
-    BN-free net and mixing weight 1 (tests/distributed_run.py): BatchNorm statistics and mixing
-    partners are legitimately per replica, everything else must match."""
+    BN-free net and mixing weight 1 (tests/distributed_run.py): BatchNorm batch statistics and
+    mixing partners are legitimately per replica, everything else must match."""
     _finish([_run_script("mirrored", tmp_path / "run", tmp_path / "result.json", cpu_replicas=2)])
     mirrored = json.loads((tmp_path / "result.json").read_text())
     assert (default_run["replicas"], mirrored["replicas"]) == (1, 2)
@@ -283,3 +371,16 @@ def test_two_workers_on_localhost_match_the_default_strategy_and_only_the_chief_
     assert not (tmp_path / "run1").exists()
     assert list(scratch.iterdir()) == []
     assert "worker 1 of 2: training quietly" in outputs[1]
+
+
+def test_two_workers_average_batchnorm_statistics_over_workers(tmp_path):
+    """As the mirrored test, with one replica on each of two processes: the mean is over workers."""
+    cluster = {"worker": [f"127.0.0.1:{port}" for port in _free_ports(2)]}
+    procs = [
+        subprocess.Popen(
+            [sys.executable, "-c", BN_SCRIPT, "multi_worker"], stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, cwd=str(ROOT),
+            env=_env(TF_CONFIG=json.dumps({"cluster": cluster, "task": {"type": "worker", "index": index}})),
+        )
+        for index in range(2)
+    ]
+    _assert_statistics_averaged([_bn_result(output) for output in _finish(procs)])

@@ -220,3 +220,13 @@ def test_distributed_step_function_runs_on_the_default_strategy():
     dataset = distribute(model.distribute_strategy, pipeline.ssl_dataset(bank, np.zeros(40, np.int64), np.full(40, 0.8), plan, 1, 0))
     out = model.step_function(SEMI_SUPERVISED, 1)(iter(dataset), tf.constant(0.6), tf.constant(1.0), tf.constant([0, 0], tf.int64))
     assert set(out) == {"loss", "loss_x", "loss_u", "penalty"} and np.isfinite(float(out["loss"]))
+
+
+def test_syncing_replica_statistics_is_a_no_op_on_one_replica():
+    model = _model(batchnorm=True)
+    before = [w.numpy().copy() for net in model.nets for w in net.non_trainable_weights]
+    model.sync_replica_statistics()
+    model.sync_replica_statistics(1)
+    assert before and not {("sync_statistics", 0), ("sync_statistics", 1)} & set(model._step_functions)  # nothing compiled
+    for a, w in zip(before, [w for net in model.nets for w in net.non_trainable_weights]):
+        np.testing.assert_array_equal(a, w.numpy())
