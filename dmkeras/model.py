@@ -118,8 +118,12 @@ class _CoTrainedModel(keras.Model):
                 return {name: strategy.reduce("sum", value, axis=None) for name, value in per_replica.items()}
 
             self._step_functions["accuracy"] = count
+        distributed = strategy.experimental_distribute_dataset(dataset)
+        # Trace once for the dataset's element_spec (batch dimension None): called on eager batches
+        # alone, the function would trace again for a smaller last batch.
+        self._step_functions["accuracy"].get_concrete_function(distributed.element_spec)
         totals = {}
-        for batch in strategy.experimental_distribute_dataset(dataset):
+        for batch in distributed:
             for name, value in self._step_functions["accuracy"](batch).items():
                 totals[name] = totals.get(name, 0.0) + float(value)
         rows = totals.pop("rows", 0.0)

@@ -1,0 +1,48 @@
+"""Every compiled function traces once per run: no retrace when the division sizes, the last
+batch sizes or the host-side scalars (mix lambda, lambda_u ramp, seed) change between steps
+and epochs."""
+
+import keras
+import numpy as np
+
+from dmkeras import trainer, zoo
+from dmkeras.data import pipeline
+from dmkeras.data.augment import AugmentConfig
+from dmkeras.distribute import distribute
+from dmkeras.model import SEMI_SUPERVISED, DivideMixModel
+
+NUM_CLASSES = 3
+N = 37  # not a multiple of any batch below: every pass ends on a partial batch
+
+
+def _setup():
+    keras.utils.set_random_seed(0)
+    nets = [zoo.create_model("small_cnn", NUM_CLASSES, (8, 8, 1), width=8) for _ in range(2)]
+    model = DivideMixModel(*nets, num_classes=NUM_CLASSES)
+    model.compile(keras.optimizers.SGD(0.05, momentum=0.9), keras.optimizers.SGD(0.05, momentum=0.9))
+    rng = np.random.default_rng(0)
+    images = rng.integers(0, 256, size=(N, 8, 8, 1), dtype=np.uint8)
+    labels = rng.integers(0, NUM_CLASSES, size=N)
+    bank = pipeline.ImageBank(images, (0.5,), (0.25,), AugmentConfig(True, True, 1))
+    test_data = pipeline.holdout_dataset(images[:21], labels[:21], (0.5,), (0.25,), batch_size=8)  # 8 + 8 + 5
+    return model, bank, labels, test_data
+
+
+def test_accuracy_traces_once_with_a_partial_last_batch():
+    model, _, _, test_data = _setup()
+    first = model.accuracy(test_data)
+    second = model.accuracy(test_data)
+    assert first == second and set(first) == {"acc", "acc_net1", "acc_net2"}
+    assert model._step_functions["accuracy"].experimental_get_tracing_count() == 1
+
+
+def test_ssl_step_does_not_retrace_for_new_scalar_values():
+    model, bank, labels, _ = _setup()
+    plan = pipeline.ssl_plan(np.arange(0, 20), np.arange(20, N), 4, np.random.default_rng(0))
+    dataset = pipeline.ssl_dataset(bank, labels, np.linspace(0, 1, N), plan, num_replicas=1, seed=0)
+    step = model.step_function(SEMI_SUPERVISED, 0)
+    iterator = iter(distribute(model.distribute_strategy, dataset))
+    rng = np.random.default_rng(0)
+    for ramp in np.linspace(0.0, 25.0, len(plan)):
+        step(iterator, *trainer.ssl_step_scalars(model, rng, float(ramp)))
+    assert step.experimental_get_tracing_count() == 1
