@@ -6,10 +6,12 @@ import keras
 import numpy as np
 
 from dmkeras import trainer, zoo
+from dmkeras.bench import TraceProbe
+from dmkeras.codivide import CoDivide
 from dmkeras.data import pipeline
 from dmkeras.data.augment import AugmentConfig
 from dmkeras.distribute import distribute
-from dmkeras.model import SEMI_SUPERVISED, DivideMixModel
+from dmkeras.model import SEMI_SUPERVISED, WARMUP, DivideMixModel
 
 NUM_CLASSES = 3
 N = 37  # not a multiple of any batch below: every pass ends on a partial batch
@@ -34,6 +36,54 @@ def test_accuracy_traces_once_with_a_partial_last_batch():
     second = model.accuracy(test_data)
     assert first == second and set(first) == {"acc", "acc_net1", "acc_net2"}
     assert model._step_functions["accuracy"].experimental_get_tracing_count() == 1
+
+
+def test_step_functions_trace_once_while_division_sizes_change():
+    model, bank, labels, test_data = _setup()
+    codivide = CoDivide(bank, labels, warm_up=1, batch_size=4, eval_batch_size=16)
+    real_losses = codivide.sample_losses
+    # clean (low-loss) samples per epoch: the labeled sets change size; at epoch 4 all losses are
+    # equal, so everything is labeled and the labeled-only step of each net comes in
+    clean_counts = {1: 12, 2: 20, 3: 27}
+    epoch = {"now": 0}
+
+    def sample_losses(k):
+        real_losses(k)  # the real scoring (Keras predict), for its trace count
+        clean = clean_counts.get(epoch["now"])
+        if clean is None:
+            return np.full(N, 0.4)
+        rng = np.random.default_rng([epoch["now"], k])
+        return np.r_[rng.uniform(0.0, 0.1, clean), rng.uniform(0.8, 1.0, N - clean)]
+
+    codivide.sample_losses = sample_losses
+    original_begin = codivide.on_epoch_begin
+
+    def on_epoch_begin(e, logs=None):
+        epoch["now"] = e
+        original_begin(e, logs)
+
+    codivide.on_epoch_begin = on_epoch_begin
+    probe = TraceProbe(codivide)
+    trainer.train(model, codivide, epochs=5, test_data=test_data, lambda_u=25.0, callbacks=[probe], verbose=0)
+    summary = probe.summary()
+
+    phases = [e["phase"] for e in summary["epochs"]]
+    assert phases == [WARMUP] + [SEMI_SUPERVISED] * 4
+    labeled = [tuple(e["labeled"]) for e in summary["epochs"][1:]]
+    assert labeled[:3] == [(12, 12), (20, 20), (27, 27)] and labeled[3] == (N, N)
+    functions = summary["functions"]
+    step_functions = ["warmup_net1", "warmup_net2", "ssl_net1", "ssl_net2", "ssl_net1_labeled_only", "ssl_net2_labeled_only", "accuracy"]
+    assert sorted(step_functions) == sorted(n for n in functions if not n.startswith("keras_predict"))
+    for name in step_functions:
+        assert functions[name]["traces"] == 1, (name, functions[name])
+    assert functions["ssl_net1"]["per_epoch"] == [0, 1, 0, 0, 0]
+    assert functions["ssl_net1_labeled_only"]["per_epoch"] == [0, 0, 0, 0, 1]
+    # Keras' predict (co-divide scoring) may trace the full batch, then once relaxed for the
+    # partial last one (reduce_retracing), in its first epoch; never after
+    for k in (1, 2):
+        predict = functions[f"keras_predict_net{k}"]
+        assert predict["retraces"] == 0 and predict["traces"] <= 2, predict
+    assert summary["retraces"] == 0 and summary["step_functions_traced_once"] and summary["labeled_sizes_changed"]
 
 
 def test_ssl_step_does_not_retrace_for_new_scalar_values():
