@@ -49,6 +49,9 @@ SECTIONS = ("steps", "codivide", "gmm", "tracing")
 TRAIN_PASSTHROUGH = ("jit_compile", "mixed_precision")
 """TrainConfig fields the bench takes as flags too, when TrainConfig has them."""
 
+PIPELINE_BATCHES = 50
+"""Batches the input pipeline produces when timed alone (section 5)."""
+
 # The reference's GaussianMixture (DivideMix Train_cifar.py eval_train); dmkeras.gmm's defaults.
 GMM_SETTINGS = {"n_components": 2, "max_iter": 10, "tol": 1e-2, "reg_covar": 5e-4}
 
@@ -244,7 +247,8 @@ def _measure_steps(config: BenchConfig, tc: TrainConfig, model, bank, labels) ->
     `next` / (time in `next` + time in the step), a ratio of times taken in the same steps, so
     it holds up when the machine's speed drifts (the difference of two separately timed passes
     would not: timings here swing by 2x). It slightly over-counts (an eager `next` costs a
-    little more than the in-graph one). What it cannot see is the CPU the prefetching input
+    little more than the in-graph one: that overhead, timed on batches already in memory, is
+    reported beside it). What it cannot see is the CPU the prefetching input
     threads take from the step on the same cores; for that the pipeline is also run alone:
     pipeline_cpu_share = its CPU seconds per batch / (cores x SSL step time), an upper bound
     of that contention.
@@ -287,15 +291,32 @@ def _measure_steps(config: BenchConfig, tc: TrainConfig, model, bank, labels) ->
             if name == "ssl_fed":
                 waits.append(wait_s / step_s)
 
-    # the pipeline alone: batches drawn with no step running (after one to start it)
-    iterator = iter(ssl_data)
+    # The pipeline alone: batches drawn with no step running. The first one (the pipeline's
+    # start) is not timed; the prefetch buffer filled meanwhile is a few batches out of
+    # PIPELINE_BATCHES, a small bias towards speed.
+    alone_plan = _full_batches(
+        lambda: pipeline.ssl_plan(labeled, unlabeled, b, rng), lambda pair: len(pair[0]) == len(pair[1]) == b, PIPELINE_BATCHES + 1
+    )
+    iterator = iter(pipeline.ssl_dataset(bank, labels, clean_prob, alone_plan, replicas, seed=int(rng.integers(2**62))))
     next(iterator)
-    drawn = min(config.steps * 2, len(ssl_plan) - 1)
     started, cpu_started = time.perf_counter(), time.process_time()
-    for _ in range(drawn):
+    for _ in range(PIPELINE_BATCHES):
         next(iterator)
-    pipeline_wall = (time.perf_counter() - started) / max(drawn, 1)
-    pipeline_cpu = (time.process_time() - cpu_started) / max(drawn, 1)
+    pipeline_wall = (time.perf_counter() - started) / PIPELINE_BATCHES
+    pipeline_cpu = (time.process_time() - cpu_started) / PIPELINE_BATCHES
+    del iterator
+
+    # What an eager next() costs by itself (batches already in memory): the part of the measured
+    # wait that the in-graph next() of training does not pay.
+    cached = ssl_data.take(min(len(ssl_plan), 5)).cache()
+    for _ in cached:  # fill the in-memory cache; later iterators read from it
+        pass
+    iterator = iter(distribute(strategy, cached.repeat()))
+    next(iterator)
+    started = time.perf_counter()
+    for _ in range(PIPELINE_BATCHES):
+        next(iterator)
+    next_overhead = (time.perf_counter() - started) / PIPELINE_BATCHES
     del iterator
 
     def figures(name):
@@ -325,6 +346,8 @@ def _measure_steps(config: BenchConfig, tc: TrainConfig, model, bank, labels) ->
         "ssl_fed_step_s": _median(times["ssl_fed"]),
         "input_wait_fraction": _median(waits),
         "input_wait_fraction_rounds": waits,
+        "eager_next_overhead_s": next_overhead,
+        "eager_next_overhead_fraction": next_overhead / _median(times["ssl_fed"]),
         "pipeline_alone_s_per_batch": pipeline_wall,
         "pipeline_alone_cpu_s_per_batch": pipeline_cpu,
         "pipeline_cpu_share": pipeline_cpu / (cores * ssl_step),
@@ -680,7 +703,8 @@ def format_report(result: dict) -> str:
             "5. Input wait in the semi-supervised pass",
             (
                 f"   waiting on next(iterator): {100 * inp['input_wait_fraction']:.2f}% of the step time "
-                f"(rounds {100 * min(rounds):.2f}..{100 * max(rounds):.2f}%; target <= 5%)"
+                f"(rounds {100 * min(rounds):.2f}..{100 * max(rounds):.2f}%; target <= 5%), of which "
+                f"{100 * inp['eager_next_overhead_fraction']:.2f}% is the eager next()'s own overhead"
             ),
             (
                 f"   the pipeline alone: {1000 * inp['pipeline_alone_s_per_batch']:.1f} ms, "

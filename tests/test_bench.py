@@ -73,6 +73,7 @@ def test_input_figures(tiny):
     assert 0.0 <= inp["input_wait_fraction"] < 1.0 and len(inp["input_wait_fraction_rounds"]) == 2
     assert _positive(inp["ssl_fed_step_s"]) and _positive(inp["pipeline_alone_s_per_batch"])
     assert inp["pipeline_alone_cpu_s_per_batch"] >= 0 and inp["pipeline_cpu_share"] >= 0
+    assert _positive(inp["eager_next_overhead_s"]) and 0 < inp["eager_next_overhead_fraction"] < 1
 
 
 def test_codivide_figures(tiny):
