@@ -455,13 +455,24 @@ def _measure_gmm(config: BenchConfig) -> dict:
         prob = model.predict_proba(losses[:, None])[:, model.means_.argmin()]
         return prob, int(model.n_iter_)
 
+    def fit_sklearn_1thread():
+        with threadpool_limits(1):
+            return fit_sklearn()
+
     fits = {"dmkeras": fit_dmkeras}
     if GaussianMixture is not None:
         fits["sklearn"] = fit_sklearn
+        try:  # scikit-learn's own dependency
+            from threadpoolctl import threadpool_limits
+
+            # its k-means start runs on OpenMP threads, which can be much slower on a busy CPU
+            fits["sklearn_1thread"] = fit_sklearn_1thread
+        except ImportError:
+            pass
     results = {name: fn() for name, fn in fits.items()}  # untimed: XLA compilation
     times = {name: [] for name in fits}
     for r in range(config.gmm_repeats):
-        for name in list(fits)[:: 1 if r % 2 == 0 else -1]:  # alternate which goes first
+        for name in list(fits)[:: 1 if r % 2 == 0 else -1]:  # alternate the order
             started = time.perf_counter()
             results[name] = fits[name]()
             times[name].append(time.perf_counter() - started)
@@ -479,6 +490,9 @@ def _measure_gmm(config: BenchConfig) -> dict:
         out["sklearn_n_iter"] = results["sklearn"][1]
         out["dmkeras_over_sklearn"] = _median([d / s for d, s in zip(times["dmkeras"], times["sklearn"])])
         out["max_posterior_diff"] = float(np.max(np.abs(results["dmkeras"][0] - results["sklearn"][0])))
+    if "sklearn_1thread" in fits:
+        out["sklearn_1thread_s"] = _median(times["sklearn_1thread"])
+        out["dmkeras_over_sklearn_1thread"] = _median([d / s for d, s in zip(times["dmkeras"], times["sklearn_1thread"])])
     else:
         out["note"] = "scikit-learn is not installed: dmkeras.gmm timed alone"
     return out
@@ -674,6 +688,11 @@ def format_report(result: dict) -> str:
                 f"   dmkeras / sklearn time: {g['dmkeras_over_sklearn']:.2f}x; "
                 f"largest |clean posterior difference|: {g['max_posterior_diff']:.2e}"
             )
+            if g.get("sklearn_1thread_s") is not None:
+                lines.append(
+                    f"   the same on one thread (threadpoolctl): {1000 * g['sklearn_1thread_s']:.1f} ms "
+                    f"(dmkeras / that: {g['dmkeras_over_sklearn_1thread']:.2f}x)"
+                )
         else:
             lines.append(f"   {g['note']}")
     tr = result.get("tracing")

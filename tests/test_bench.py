@@ -94,6 +94,7 @@ def test_gmm_figures(tiny):
     assert _positive(g["dmkeras_s"]) and _positive(g["sklearn_s"]) and _positive(g["dmkeras_over_sklearn"])
     assert 1 <= g["dmkeras_n_iter"] <= 10 and g["dmkeras_n_iter"] == g["sklearn_n_iter"]
     assert g["max_posterior_diff"] < 1e-6
+    assert _positive(g["sklearn_1thread_s"]) and _positive(g["dmkeras_over_sklearn_1thread"])
 
 
 def test_tracing_figures(tiny):
