@@ -177,8 +177,12 @@ class _CoTrainedModel(keras.Model):
                 return {name: strategy.reduce("sum", value, axis=None) for name, value in per_replica.items()}
 
             self._step_functions["accuracy"] = count
+        distributed = _per_replica_batches(strategy, dataset)
+        # Trace once for the dataset's element_spec (batch dimension None): called on eager batches
+        # alone, the function would trace again for a smaller last batch.
+        self._step_functions["accuracy"].get_concrete_function(*distributed.element_spec)
         totals = {}
-        for batch, real in _per_replica_batches(strategy, dataset):
+        for batch, real in distributed:
             for name, value in self._step_functions["accuracy"](batch, real).items():
                 totals[name] = totals.get(name, 0.0) + float(value)
         rows = totals.pop("rows", 0.0)
@@ -207,8 +211,10 @@ class _CoTrainedModel(keras.Model):
                 return strategy.gather(per_replica, axis=0), strategy.gather(real, axis=0)
 
             self._step_functions[key] = logits
+        distributed = _per_replica_batches(strategy, dataset)
+        self._step_functions[key].get_concrete_function(*distributed.element_spec)  # one trace, any last batch
         outputs = []
-        for images, real in _per_replica_batches(strategy, dataset):
+        for images, real in distributed:
             values, real = self._step_functions[key](images, real)
             outputs.append(values.numpy()[real.numpy() > 0])
         if not outputs:

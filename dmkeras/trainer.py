@@ -80,12 +80,7 @@ def run_pass(model, epoch_pass: EpochPass, *, epoch, warm_up, lambda_u, rampup_e
         if ssl:
             # lambda_u ramps over fractional epochs, as the reference's epoch + batch_idx / num_iter
             ramp = ops.linear_rampup(epoch + step / epoch_pass.ramp_iterations, warm_up, lambda_u, rampup_epochs)
-            out = step_fn(
-                iterator,
-                tf.constant(ops.sample_mix_lambda(rng, model.mixup_alpha), tf.float32),
-                tf.constant(ramp, tf.float32),
-                tf.constant(rng.integers(2**31, size=2), tf.int64),
-            )
+            out = step_fn(iterator, *ssl_step_scalars(model, rng, ramp))
         else:
             out = step_fn(iterator)
         values = {name: float(value) for name, value in out.items()}
@@ -100,6 +95,17 @@ def run_pass(model, epoch_pass: EpochPass, *, epoch, warm_up, lambda_u, rampup_e
     if verbose == 2:
         print(f"  {_pass_title(epoch, None, epoch_pass)}: " + ", ".join(f"{k} {v:.4f}" for k, v in means.items()), flush=True)
     return means
+
+
+def ssl_step_scalars(model, rng: np.random.Generator, lambda_u: float):
+    """The host-side arguments of one semi-supervised step after the iterator: the mix lambda
+    (Beta, drawn on the host), the current lambda_u and the seed of the mixing permutation, as
+    tensors (a Python scalar would make the tf.function trace again for every new value)."""
+    return (
+        tf.constant(ops.sample_mix_lambda(rng, model.mixup_alpha), tf.float32),
+        tf.constant(lambda_u, tf.float32),
+        tf.constant(rng.integers(2**31, size=2), tf.int64),
+    )
 
 
 def _pass_title(epoch, epochs, epoch_pass: EpochPass) -> str:

@@ -11,10 +11,13 @@ from dmkeras.errors import DmkerasError
 _DEFINE = {str: flags.DEFINE_string, int: flags.DEFINE_integer, float: flags.DEFINE_float, bool: flags.DEFINE_bool}
 
 
-def define_flags(config_class) -> None:
-    """One flag per field of `config_class`, with its default and the field's help text."""
+def define_flags(config_class, only=None) -> None:
+    """One flag per field of `config_class` (or of its fields named in `only`), with its default
+    and the field's help text."""
     hints = typing.get_type_hints(config_class)
     for field in dataclasses.fields(config_class):
+        if only is not None and field.name not in only:
+            continue
         _DEFINE[hints[field.name]](field.name, field.default, field.metadata.get("help", ""))
 
 

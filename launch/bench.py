@@ -1,0 +1,41 @@
+"""Measure what a DivideMix epoch costs on this machine (synthetic data, one process).
+
+    python -m launch.bench [--backbone=preact_resnet18 --batch_size=64 --input_size=32 --num_classes=10 --steps=5 --out=bench.json]
+
+Prints a table and writes the same figures to --out: images/s of the warm-up, semi-supervised
+and plain steps, co-divide cost, loss-GMM time against scikit-learn, tf.function traces per
+epoch and the input-wait fraction. Every flag is a field of `dmkeras.bench.BenchConfig`, plus
+the TrainConfig fields of `dmkeras.bench.TRAIN_PASSTHROUGH` that TrainConfig has
+(e.g. --jit_compile, --mixed_precision); `--helpfull` lists them.
+"""
+
+import dataclasses
+import os
+
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+
+from absl import app, flags  # noqa: E402
+
+from dmkeras.bench import TRAIN_PASSTHROUGH, BenchConfig  # noqa: E402
+from dmkeras.config import TrainConfig  # noqa: E402
+from launch import flags_util  # noqa: E402
+
+flags_util.define_flags(BenchConfig)
+# TrainConfig fields the benchmarked model is built with, when TrainConfig has them.
+PASSTHROUGH = [f.name for f in dataclasses.fields(TrainConfig) if f.name in TRAIN_PASSTHROUGH]
+flags_util.define_flags(TrainConfig, only=PASSTHROUGH)
+flags.adopt_module_key_flags(flags_util)
+
+
+def main(argv):
+    if len(argv) > 1:
+        raise app.UsageError(f"unexpected arguments: {' '.join(argv[1:])}")
+    from dmkeras import bench
+
+    config = flags_util.config_from_flags(BenchConfig)
+    overrides = {name: flags.FLAGS[name].value for name in PASSTHROUGH}
+    flags_util.run_or_exit(lambda: bench.run(config, **overrides))
+
+
+if __name__ == "__main__":
+    app.run(main)

@@ -1,0 +1,143 @@
+"""`dmkeras.bench` on a tiny config: every figure is in the JSON and sane (no timing thresholds),
+and `launch.bench` reports bad flags in one line."""
+
+import json
+import math
+import os
+import subprocess
+import sys
+
+import pytest
+
+from dmkeras import bench
+from dmkeras.errors import DmkerasError
+
+REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+
+
+def _positive(value):
+    return isinstance(value, (int, float)) and math.isfinite(value) and value > 0
+
+
+@pytest.fixture(scope="module")
+def tiny(tmp_path_factory):
+    out = str(tmp_path_factory.mktemp("bench") / "bench.json")
+    config = bench.BenchConfig(
+        backbone="small_cnn",
+        backbone_args="width=8",
+        batch_size=4,
+        input_size=8,
+        channels=1,
+        num_classes=3,
+        steps=2,
+        rounds=2,
+        warmup_steps=1,
+        eval_batch_size=32,
+        codivide_repeats=1,
+        gmm_samples=2000,
+        gmm_repeats=2,
+        trace_epochs=3,
+        out=out,
+    )
+    result = bench.run(config)
+    with open(out) as f:
+        return result, json.load(f)
+
+
+def test_json_holds_what_run_returns_and_the_run_metadata(tiny):
+    result, saved = tiny
+    assert saved == json.loads(json.dumps(result))
+    meta = saved["meta"]
+    assert meta["backbone"] == "small_cnn" and meta["batch_size"] == 4 and meta["input_shape"] == [8, 8, 1]
+    assert meta["samples"] == 80 and meta["parameters_per_net"] > 0
+    for key in ("tensorflow", "keras", "cpu_count", "timestamp", "git_commit"):
+        assert key in meta
+    assert meta["cpu_count"] >= 1 and meta["tensorflow"].startswith("2.")
+
+
+def test_step_figures(tiny):
+    steps = tiny[1]["steps"]
+    assert (steps["warmup"]["rows_per_step"], steps["ssl"]["rows_per_step"], steps["plain"]["rows_per_step"]) == (8, 16, 16)
+    for name in ("warmup", "ssl", "plain"):
+        assert _positive(steps[name]["step_s"]) and _positive(steps[name]["images_per_s"])
+        assert len(steps[name]["step_s_rounds"]) == 2
+    assert "labeled x 2 views" in steps["ssl"]["rows_note"]
+    assert _positive(steps["ssl_over_plain"]) and len(steps["ssl_over_plain_rounds"]) == 2
+    assert all(math.isfinite(v) for v in steps["last_losses"].values())
+    # warm-up (2B) and plain (4B) batches share one trace; the SSL step traces once
+    assert steps["traces"] == {"warmup_net1": 1, "ssl_net1": 1}
+
+
+def test_input_figures(tiny):
+    inp = tiny[1]["input"]
+    assert 0.0 <= inp["input_wait_fraction"] < 1.0 and len(inp["input_wait_fraction_rounds"]) == 2
+    assert _positive(inp["ssl_fed_step_s"]) and _positive(inp["pipeline_alone_s_per_batch"])
+    assert inp["pipeline_alone_cpu_s_per_batch"] >= 0 and inp["pipeline_cpu_share"] >= 0
+    assert _positive(inp["eager_next_overhead_s"]) and 0 < inp["eager_next_overhead_fraction"] < 1
+
+
+def test_codivide_figures(tiny):
+    cd = tiny[1]["codivide"]
+    assert cd["samples"] == 80
+    for key in ("codivide_s", "scoring_s", "ssl_epoch_s", "codivide_fraction"):
+        assert _positive(cd[key]), key
+    assert cd["gmm_division_s"] >= 0 and cd["pipelines_s"] >= 0
+    assert cd["scoring_s"] + cd["gmm_division_s"] + cd["pipelines_s"] == pytest.approx(cd["codivide_s"], rel=0.2)
+    assert len(cd["ssl_epoch_steps"]) == 2 and sum(cd["ssl_epoch_steps"]) > 0
+    assert all(0 <= n <= 80 for n in cd["labeled"])
+
+
+def test_gmm_figures(tiny):
+    g = tiny[1]["gmm"]
+    assert g["samples"] == 2000
+    assert g["settings"] == {"n_components": 2, "max_iter": 10, "tol": 0.01, "reg_covar": 0.0005}
+    assert _positive(g["dmkeras_s"]) and _positive(g["sklearn_s"]) and _positive(g["dmkeras_over_sklearn"])
+    assert 1 <= g["dmkeras_n_iter"] <= 10 and g["dmkeras_n_iter"] == g["sklearn_n_iter"]
+    assert g["max_posterior_diff"] < 1e-6
+    assert _positive(g["sklearn_1thread_s"]) and _positive(g["dmkeras_over_sklearn_1thread"])
+
+
+def test_tracing_figures(tiny):
+    tr = tiny[1]["tracing"]
+    assert [e["phase"] for e in tr["epochs"]] == ["warmup", "ssl", "ssl"]
+    functions = tr["functions"]
+    for name in ("warmup_net1", "warmup_net2", "ssl_net1", "ssl_net2", "accuracy", "predict_logits_net1", "predict_logits_net2"):
+        assert functions[name]["traces"] == 1 and functions[name]["retraces"] == 0, (name, functions[name])
+    assert functions["warmup_net1"]["by_phase"] == {"warmup": 1, "ssl": 0}
+    assert functions["ssl_net1"]["by_phase"] == {"warmup": 0, "ssl": 1}
+    assert tr["step_functions_traced_once"] and tr["retraces"] == 0
+
+
+def test_bimodal_losses_are_normalised():
+    losses = bench.bimodal_losses(1000, seed=0)
+    assert losses.shape == (1000,) and losses.min() == 0.0 and losses.max() == 1.0
+    assert 0.6 < (losses < 0.5).mean() < 0.9  # 70% from the low mode, the high one's tail below 0.5
+
+
+@pytest.mark.parametrize(
+    "changes, message",
+    [
+        ({"batch_size": 0}, "--batch_size must be >= 1"),
+        ({"samples": 10, "batch_size": 4}, "--samples must be 0 or at least"),
+        ({"sections": "steps,bogus"}, "--sections: unknown bogus"),
+        ({"trace_epochs": 1}, "--trace_epochs must be >= 2"),
+    ],
+)
+def test_bad_settings_raise(changes, message):
+    with pytest.raises(DmkerasError, match=message):
+        bench.BenchConfig(**changes).validate()
+
+
+def test_train_config_takes_the_bench_settings_and_rejects_unknown_overrides():
+    tc = bench.train_config(bench.BenchConfig(backbone="small_cnn", batch_size=16, eval_batch_size=100))
+    assert (tc.backbone, tc.batch_size, tc.eval_batch_size) == ("small_cnn", 16, 100)
+    with pytest.raises(DmkerasError, match="not TrainConfig fields: bogus"):
+        bench.train_config(bench.BenchConfig(), bogus=1)
+
+
+def test_launch_bench_reports_a_bad_flag_in_one_line():
+    proc = subprocess.run(
+        [sys.executable, "-m", "launch.bench", "--batch_size=0"], cwd=REPO, capture_output=True, text=True, timeout=300
+    )
+    assert proc.returncode == 2
+    assert proc.stderr.strip().splitlines()[-1] == "error: --batch_size must be >= 1, got 0"
