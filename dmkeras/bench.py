@@ -76,6 +76,11 @@ class BenchConfig:
     gmm_repeats: int = _field(7, "timed fits of each GMM implementation, alternated, after one untimed")
     trace_epochs: int = _field(3, "epochs of the tracing run: 1 warm-up, the rest semi-supervised")
     trace_samples: int = _field(0, "training images of the tracing run (0 = 4 * batch_size + 3, so every pass ends on a partial batch)")
+    compare_torch: bool = _field(
+        False,
+        "also time the reference's PyTorch PreAct ResNet-18 training step on the warm-up batch (2B rows), "
+        "alternated with ours (needs PyTorch installed and --backbone=preact_resnet18 --channels=3)",
+    )
     sections: str = _field(",".join(SECTIONS), "comma list of the sections to run: " + ", ".join(SECTIONS))
     seed: int = _field(0, "seeds the data, the nets and the sampling")
     out: str = _field("bench.json", "JSON file of the figures ('' = none)")
@@ -105,6 +110,10 @@ class BenchConfig:
         check(self.gmm_samples >= 10, f"--gmm_samples must be >= 10, got {self.gmm_samples}")
         check(self.trace_epochs >= 2, f"--trace_epochs must be >= 2 (1 warm-up + semi-supervised), got {self.trace_epochs}")
         check(self.trace_samples == 0 or self.trace_samples >= 4, f"--trace_samples must be 0 or >= 4, got {self.trace_samples}")
+        check(
+            not self.compare_torch or (self.backbone == "preact_resnet18" and self.channels == 3 and not self.backbone_args),
+            "--compare_torch times the reference's PreAct ResNet-18: use --backbone=preact_resnet18 --channels=3 and no --backbone_args",
+        )
         unknown = sorted(set(self.section_list) - set(SECTIONS))
         check(not unknown, f"--sections: unknown {', '.join(unknown)}; use a comma list of {', '.join(SECTIONS)}")
         check(bool(self.section_list), "--sections is empty")
@@ -219,6 +228,27 @@ class _Block:
         return elapsed / steps, self.wait / steps
 
 
+class _TorchBlock:
+    """Steps of the reference's PyTorch PreAct ResNet-18 (CE + SGD) on a fixed batch of `rows`."""
+
+    def __init__(self, config: BenchConfig, rows: int):
+        from dmkeras.torch_reference import torch_train_step
+
+        self.rows = rows
+        self.step, self.num_parameters = torch_train_step(rows, config.input_size, config.num_classes, config.seed)
+        self.last = {}
+
+    def run(self, steps: int, untimed: int = 1) -> tuple[float, float]:
+        for _ in range(untimed):
+            self.step()
+        if not steps:
+            return 0.0, 0.0
+        started = time.perf_counter()
+        for _ in range(steps):
+            self.last = {"loss": self.step()}
+        return (time.perf_counter() - started) / steps, 0.0
+
+
 def _fed_ssl_step(model):
     """model.step_function(SEMI_SUPERVISED, 0)'s body, taking the per-replica batch instead of
     the iterator."""
@@ -281,6 +311,11 @@ def _measure_steps(config: BenchConfig, tc: TrainConfig, model, bank, labels) ->
         "warmup": _Block(model, WARMUP, warmup_data(2 * b), 2 * b, lambda_u, 0),
         "ssl_fed": _Block(model, SEMI_SUPERVISED, distribute(strategy, ssl_data), 4 * b, lambda_u, [config.seed, 4], fed=True),
     }
+    if config.compare_torch:
+        try:
+            blocks["torch"] = _TorchBlock(config, 2 * b)
+        except ImportError as error:
+            raise DmkerasError(f"--compare_torch needs PyTorch (pip install torch): {error}") from None
     for block in blocks.values():  # tracing, compilation, first-run costs: excluded
         block.run(0, untimed=config.warmup_steps)
     times = {name: [] for name in blocks}
@@ -341,6 +376,20 @@ def _measure_steps(config: BenchConfig, tc: TrainConfig, model, bank, labels) ->
         "ssl_over_plain": _median(ratios),
         "ssl_over_plain_rounds": ratios,
         "last_losses": {name: block.last.get("loss") for name, block in blocks.items()},
+        **(
+            {
+                "torch": dict(
+                    figures("torch"),
+                    rows_note="the reference's PyTorch PreAct ResNet-18, CE + SGD on the warm-up batch",
+                    parameters=blocks["torch"].num_parameters,
+                ),
+                # > 1: our warm-up step (real tf.data pipeline included) is faster than PyTorch's
+                "keras_over_torch_throughput": _median([t / k for t, k in zip(times["torch"], times["warmup"])]),
+                "keras_over_torch_throughput_rounds": [t / k for t, k in zip(times["torch"], times["warmup"])],
+            }
+            if "torch" in blocks
+            else {}
+        ),
         "traces": _trace_counts(model),
     }
     input_figures = {
@@ -661,6 +710,17 @@ def format_report(result: dict) -> str:
             f"(rounds {min(steps['ssl_over_plain_rounds']):.2f}-{max(steps['ssl_over_plain_rounds']):.2f})"
         )
         lines.append(f"   * {steps['ssl']['rows_note']}")
+        if "torch" in steps:
+            t = steps["torch"]
+            lines.append(
+                f"   {'reference PyTorch PreAct ResNet-18, 2B rows':<44}{t['rows_per_step']:>6}{1000 * t['step_s']:>10.1f}"
+                f"{t['images_per_s']:>10.1f}"
+            )
+            rounds = steps["keras_over_torch_throughput_rounds"]
+            lines.append(
+                f"   our warm-up step / PyTorch's, throughput: {steps['keras_over_torch_throughput']:.2f}x "
+                f"(rounds {min(rounds):.2f}-{max(rounds):.2f}; ours includes the tf.data pipeline)"
+            )
     cd = result.get("codivide")
     if cd:
         lines += [

@@ -121,6 +121,7 @@ def test_bimodal_losses_are_normalised():
         ({"samples": 10, "batch_size": 4}, "--samples must be 0 or at least"),
         ({"sections": "steps,bogus"}, "--sections: unknown bogus"),
         ({"trace_epochs": 1}, "--trace_epochs must be >= 2"),
+        ({"compare_torch": True, "backbone": "small_cnn"}, "--compare_torch times the reference's PreAct ResNet-18"),
     ],
 )
 def test_bad_settings_raise(changes, message):
@@ -141,3 +142,22 @@ def test_launch_bench_reports_a_bad_flag_in_one_line():
     )
     assert proc.returncode == 2
     assert proc.stderr.strip().splitlines()[-1] == "error: --batch_size must be >= 1, got 0"
+
+
+def test_the_pytorch_reference_has_the_keras_preact_resnet18_parameter_count():
+    torch = pytest.importorskip("torch")  # optional: only launch.bench --compare_torch uses it
+    from dmkeras import zoo
+    from dmkeras.torch_reference import torch_train_step
+
+    step, parameters = torch_train_step(4, 32, 10)
+    assert math.isfinite(step()) and torch.get_num_threads() >= 1
+    net = zoo.create_model("preact_resnet18", 10, (32, 32, 3))
+    assert parameters == sum(int(w.numpy().size) for w in net.trainable_weights) == 11_171_274
+
+
+def test_compare_torch_without_pytorch_is_a_clear_error(monkeypatch):
+    monkeypatch.setitem(sys.modules, "torch", None)  # as if PyTorch were not installed
+    config = bench.BenchConfig(compare_torch=True, batch_size=2, input_size=8, steps=1, rounds=1, warmup_steps=1,
+                               sections="steps", out="")
+    with pytest.raises(DmkerasError, match="--compare_torch needs PyTorch"):
+        bench.run(config)
