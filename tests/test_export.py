@@ -228,10 +228,12 @@ def test_library_errors(run_dir, tmp_path):
     assert not os.path.exists(tmp_path / "out")
 
 
-def test_an_export_registers_as_a_zoo_preset(run_dir, exported):
+def test_an_export_registers_as_a_zoo_preset(run_dir, exported, monkeypatch):
     import keras
 
     from dmkeras import export, zoo
+
+    monkeypatch.setattr(zoo, "_PRESETS", {})  # the registration stays inside this test
 
     name = export.register_preset(exported, "small_cnn.test_digits_export")
     assert name in zoo.list_presets("small_cnn.*")
