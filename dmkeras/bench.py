@@ -37,7 +37,6 @@ import tensorflow as tf
 
 from dmkeras import division as division_lib
 from dmkeras import experiment, gmm, trainer
-from dmkeras.codivide import CoDivide
 from dmkeras.config import TrainConfig, _field
 from dmkeras.data import pipeline
 from dmkeras.data.augment import AugmentConfig
@@ -417,19 +416,7 @@ def _measure_codivide(config: BenchConfig, tc: TrainConfig, model, bank, labels,
     """`CoDivide.on_epoch_begin` of the first epoch after warm-up, timed (after one untimed call
     that traces predict and compiles the GMM), with its parts: scoring (`sample_losses`, both
     nets), GMM + division (the rest of `divide`) and the next epoch's pipelines (the rest)."""
-    codivide = CoDivide(
-        bank,
-        labels,
-        warm_up=1,
-        batch_size=config.batch_size,
-        p_threshold=tc.p_threshold,
-        loss_history=tc.loss_history,
-        eval_batch_size=tc.eval_batch_size,
-        num_classes=config.num_classes,
-        seed=config.seed,
-        division=tc.division,
-        class_floor=tc.class_floor,
-    )
+    codivide = experiment.make_codivide(tc, bank, labels, num_classes=config.num_classes, warm_up=1)
     codivide.set_model(model)
     parts = {}
 
@@ -620,10 +607,7 @@ def _measure_tracing(config: BenchConfig, tc: TrainConfig) -> dict:
     bank = _bank(config, tc, images)
     half = (0.5,) * config.channels
     test_data = pipeline.holdout_dataset(test_images, test_labels, half, half, eval_batch)
-    codivide = CoDivide(
-        bank, labels, warm_up=1, batch_size=b, p_threshold=tc.p_threshold, eval_batch_size=eval_batch,
-        num_classes=config.num_classes, seed=config.seed,
-    )
+    codivide = experiment.make_codivide(tc, bank, labels, num_classes=config.num_classes)
     probe = TraceProbe(codivide)
     trainer.train(
         model, codivide, epochs=tc.epochs, test_data=test_data, lambda_u=tc.lambda_u, rampup_epochs=tc.rampup_epochs,

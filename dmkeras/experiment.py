@@ -149,6 +149,27 @@ def build_model(config: TrainConfig, num_classes: int, input_shape):
     return model
 
 
+def make_codivide(config: TrainConfig, bank, labels, *, num_classes: int, num_nets: int = 2, true_labels=None,
+                  warm_up: int | None = None) -> CoDivide:
+    """The CoDivide callback of `config` over `bank` / `labels` (warm_up overrides config's)."""
+    return CoDivide(
+        bank,
+        labels,
+        warm_up=config.warm_up if warm_up is None else warm_up,
+        batch_size=config.batch_size,
+        p_threshold=config.p_threshold,
+        loss_history=config.loss_history,
+        eval_batch_size=config.eval_batch_size,
+        true_labels=true_labels,
+        num_nets=num_nets,
+        seed=config.seed,
+        division=config.division,
+        class_floor=config.class_floor,
+        num_classes=num_classes,
+        num_batches=config.num_batches,
+    )
+
+
 def run(config: TrainConfig) -> dict:
     """Train as `config` says, write the run directory, print and return summary.json's content.
 
@@ -213,21 +234,8 @@ def _run(config: TrainConfig, strategy, out: str, chief: bool, verbose: int) -> 
             skip_unreadable=config.skip_unreadable,
         )
         extra_test_data = pipeline.holdout_dataset(images, labels, split.mean, split.std, config.eval_batch_size)
-    codivide = CoDivide(
-        bank,
-        data.labels,
-        warm_up=config.warm_up,
-        batch_size=config.batch_size,
-        p_threshold=config.p_threshold,
-        loss_history=config.loss_history,
-        eval_batch_size=config.eval_batch_size,
-        true_labels=data.true_labels,
-        num_nets=len(model.nets),
-        seed=config.seed,
-        division=config.division,
-        class_floor=config.class_floor,
-        num_classes=split.num_classes,
-        num_batches=config.num_batches,
+    codivide = make_codivide(
+        config, bank, data.labels, num_classes=split.num_classes, num_nets=len(model.nets), true_labels=data.true_labels
     )
     recorder = callbacks_lib.RunRecorder(
         out,
