@@ -130,11 +130,10 @@ class TrainConfig:
         check(self.loss_history >= 1, f"--loss_history must be >= 1, got {self.loss_history}")
         check(0 <= self.freeze_epochs <= self.epochs, f"--freeze_epochs must be in [0, epochs={self.epochs}], got {self.freeze_epochs}")
         check(0.0 < self.test_fraction < 1.0, f"--test_fraction must be in (0, 1), got {self.test_fraction}")
-        parse_image_size(self.image_size)
+        size = parse_image_size(self.image_size)
         check(self.resize_shorter >= 0, f"--resize_shorter must be >= 0, got {self.resize_shorter}")
         check(not self.resize_shorter or self.stream, "--resize_shorter needs --stream (in-memory images are resized to --image_size once)")
         check(not self.stream or bool(self.image_size), "--stream needs --image_size=H,W")
-        size = parse_image_size(self.image_size)
         check(
             not self.resize_shorter or self.resize_shorter >= max(size or (0,)),
             f"--resize_shorter={self.resize_shorter} is smaller than the --image_size={self.image_size} crop",

@@ -151,7 +151,7 @@ class _CoTrainedModel(keras.Model):
         ensemble = tf.add_n(logits)
         counts = {"rows": tf.reduce_sum(weight), "acc": correct(ensemble)}
         if self.num_classes > TOP_K:  # WebVision / ILSVRC report top-5 as well
-            in_top_k = tf.math.in_top_k(labels, tf.cast(ensemble, tf.float32), TOP_K)
+            in_top_k = tf.math.in_top_k(labels, ensemble, TOP_K)  # float32: float32_logits
             counts[f"acc_top{TOP_K}"] = tf.reduce_sum(weight * tf.cast(in_top_k, tf.float32))
         if len(logits) > 1:
             counts.update({f"acc_net{k + 1}": correct(z) for k, z in enumerate(logits)})

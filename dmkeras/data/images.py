@@ -46,6 +46,11 @@ def check_image_size(image_size) -> tuple[int, int] | None:
     return int(size[0]), int(size[1])
 
 
+def _report_skipped(dropped: list[str]) -> None:
+    if dropped:
+        print(f"skipped {len(dropped)} unreadable image{'s' if len(dropped) > 1 else ''}: {_list_paths(dropped)}")
+
+
 def _list_paths(paths: list[str]) -> str:
     shown = ", ".join(paths[:_SHOW])
     return shown + (f", ... ({len(paths) - _SHOW} more)" if len(paths) > _SHOW else "")
@@ -143,8 +148,7 @@ def read_images(paths, image_size=None, channels=None, skip_unreadable=False) ->
             f"damaged): {_list_paths(bad)}; pass skip_unreadable=True to drop them"
         )
     dropped = [p for p, k in zip(paths, kept) if not k]
-    if dropped:
-        print(f"skipped {len(dropped)} unreadable image{'s' if len(dropped) > 1 else ''}: {_list_paths(dropped)}")
+    _report_skipped(dropped)
     if not chunks:
         raise DmkerasError(f"none of the {n} image files could be read")
     if channels is None and not all_gray:
@@ -237,6 +241,5 @@ def check_image_files(paths, skip_unreadable=False) -> np.ndarray:
                 "pass skip_unreadable=True to drop them"
             )
     dropped = missing + foreign
-    if dropped:
-        print(f"skipped {len(dropped)} unreadable image{'s' if len(dropped) > 1 else ''}: {_list_paths(dropped)}")
+    _report_skipped(dropped)
     return good

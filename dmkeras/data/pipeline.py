@@ -107,8 +107,60 @@ def _index_dataset(batches: list[np.ndarray], num_replicas: int, replicas=None) 
 # Datasets.
 
 
+class _Bank:
+    """What the in-memory and on-disk banks share: `_views(indices, seeds, rows)` is theirs."""
+
+    mean: tuple
+    std: tuple
+    augment_config: AugmentConfig
+
+    def load(self, indices, seed=None, rows=None):
+        """Gather `indices`; with a seed, apply the training augmentation; then normalise.
+        `rows` = (start, total): where these rows sit in their global batch."""
+        return self.load_views(indices, [seed], rows)[0]
+
+    def load_views(self, indices, seeds, rows=None):
+        """One normalised view of `indices` per seed (None: the test-time transform), through one
+        traced function per number of views.
+
+        The pipelines are rebuilt every epoch, and tf.data traces the function of every `map`
+        anew: tracing the augmentation graph each time cost about 0.2 s per pass (a quarter of an
+        epoch on small data). Calling a function traced once per bank makes each new `map` trace
+        only the call. The test-time transform (a seed of None) is traced in place; it is small.
+        """
+        if any(seed is None for seed in seeds):
+            return self._views(indices, seeds, rows)
+        compiled = self.__dict__.setdefault("_compiled", {})  # this bank's traced functions, made on first use
+        views = compiled.get(len(seeds))
+        if views is None:
+            spec = [tf.TensorSpec([None], tf.int64), tf.TensorSpec([len(seeds), 2], tf.int64),
+                    tf.TensorSpec([], tf.int64), tf.TensorSpec([], tf.int64)]
+
+            def views(idx, seed_rows, start, total):
+                return self._views(idx, tf.unstack(seed_rows), (start, total))
+
+            views = compiled[len(seeds)] = tf.function(views, input_signature=spec, autograph=False)
+        indices = tf.cast(indices, tf.int64)
+        start, total = (0, tf.shape(indices, out_type=tf.int64)[0]) if rows is None else rows
+        seeds = tf.stack([tf.cast(seed, tf.int64) for seed in seeds])
+        return views(indices, seeds, tf.cast(start, tf.int64), tf.cast(total, tf.int64))
+
+    def eval_dataset(self, batch_size: int, indices=None) -> tf.data.Dataset:
+        """`indices` (default: all images) in order, no augmentation (the test-time transform)."""
+        indices = np.arange(len(self), dtype=np.int64) if indices is None else np.asarray(indices, np.int64)
+        ds = tf.data.Dataset.from_tensor_slices(indices).batch(batch_size)
+        return ds.map(self.load, num_parallel_calls=AUTOTUNE).prefetch(AUTOTUNE)
+
+    def _fixed_size_views(self, batch, seeds, rows):
+        """Views of a uint8 batch of equal-size images: pad + crop / flip per seed, normalised."""
+        return [
+            normalize(batch if seed is None else augment(batch, self.augment_config, seed, rows), self.mean, self.std)
+            for seed in seeds
+        ]
+
+
 @dataclasses.dataclass
-class ImageBank:
+class ImageBank(_Bank):
     """Training images held in memory, turned into model inputs by index.
 
     images: uint8 [N, H, W, C]; mean/std: per-channel normalisation of images scaled to [0, 1].
@@ -121,33 +173,15 @@ class ImageBank:
 
     def __post_init__(self):
         self._images = tf.constant(self.images)
-        self._compiled = {}
 
     def __len__(self):
         return len(self.images)
 
-    def load(self, indices, seed=None, rows=None):
-        """Gather `indices`; with a seed, apply the training augmentation; then normalise.
-        `rows` = (start, total): where these rows sit in their global batch."""
-        return self.load_views(indices, [seed], rows)[0]
-
-    def load_views(self, indices, seeds, rows=None):
-        """One normalised view of `indices` per seed (None: the test-time transform)."""
-        return _cached_views(self, indices, seeds, rows)
-
     def _views(self, indices, seeds, rows=None):
-        batch = tf.gather(self._images, indices)
-        return [
-            normalize(batch if seed is None else augment(batch, self.augment_config, seed, rows), self.mean, self.std)
-            for seed in seeds
-        ]
-
-    def eval_dataset(self, batch_size: int, indices=None) -> tf.data.Dataset:
-        """`indices` (default: all images) in order, no augmentation (the test-time transform)."""
-        return _eval_batches(self, batch_size, indices)
+        return self._fixed_size_views(tf.gather(self._images, indices), seeds, rows)
 
 
-class FileBank:
+class FileBank(_Bank):
     """Training images left on disk (`images.FileImages`), decoded batch by batch inside tf.data.
 
     With `resize_shorter` R, every image is resized to shorter side R and cropped to the input
@@ -161,16 +195,9 @@ class FileBank:
         self.files, self.mean, self.std, self.augment_config = files, tuple(mean), tuple(std), augment_config
         self._paths = tf.constant(files.paths.astype(str))
         self._size = files.size
-        self._compiled = {}
 
     def __len__(self):
         return len(self.files)
-
-    def load(self, indices, seed=None, rows=None):
-        return self.load_views(indices, [seed], rows)[0]
-
-    def load_views(self, indices, seeds, rows=None):
-        return _cached_views(self, indices, seeds, rows)
 
     def _views(self, indices, seeds, rows=None):
         paths = tf.gather(self._paths, indices)
@@ -181,10 +208,7 @@ class FileBank:
                 lambda path: _resize_to(_decode_rgb(path), self._size), paths,
                 fn_output_signature=tf.TensorSpec([height, width, 3], tf.uint8),
             )
-            return [
-                normalize(batch if seed is None else augment(batch, config, seed, rows), self.mean, self.std)
-                for seed in seeds
-            ]
+            return self._fixed_size_views(batch, seeds, rows)
         n = tf.shape(paths)[0]
         rows = (0, n) if rows is None else rows
         split = [None if s is None else tf.random.experimental.stateless_split(s, num=2) for s in seeds]
@@ -211,34 +235,6 @@ class FileBank:
                 x = random_flip(x, s[1], rows)
             out.append(normalize(x, self.mean, self.std))
         return out
-
-    def eval_dataset(self, batch_size: int, indices=None) -> tf.data.Dataset:
-        return _eval_batches(self, batch_size, indices)
-
-
-def _cached_views(bank, indices, seeds, rows):
-    """`bank._views(indices, seeds, rows)` through one traced function per number of views.
-
-    The pipelines are rebuilt every epoch, and tf.data traces the function of every `map` anew:
-    tracing the augmentation graph each time cost about 0.2 s per pass (a quarter of an epoch on
-    small data). Calling a function traced once per bank makes each new `map` trace only the call.
-    The test-time transform (a seed of None) is traced in place; it is small.
-    """
-    if any(seed is None for seed in seeds):
-        return bank._views(indices, seeds, rows)
-    views = bank._compiled.get(len(seeds))
-    if views is None:
-        spec = [tf.TensorSpec([None], tf.int64), tf.TensorSpec([len(seeds), 2], tf.int64),
-                tf.TensorSpec([], tf.int64), tf.TensorSpec([], tf.int64)]
-
-        def views(idx, seed_rows, start, total):
-            return bank._views(idx, tf.unstack(seed_rows), (start, total))
-
-        views = bank._compiled[len(seeds)] = tf.function(views, input_signature=spec, autograph=False)
-    indices = tf.cast(indices, tf.int64)
-    start, total = (0, tf.shape(indices, out_type=tf.int64)[0]) if rows is None else rows
-    seeds = tf.stack([tf.cast(seed, tf.int64) for seed in seeds])
-    return views(indices, seeds, tf.cast(start, tf.int64), tf.cast(total, tf.int64))
 
 
 def _decode_rgb(path):
@@ -280,12 +276,6 @@ def make_bank(images, mean, std, augment_config: AugmentConfig):
     if isinstance(images, FileImages):
         return FileBank(images, mean, std, augment_config)
     return ImageBank(np.asarray(images), mean, std, augment_config)
-
-
-def _eval_batches(bank, batch_size: int, indices=None) -> tf.data.Dataset:
-    indices = np.arange(len(bank), dtype=np.int64) if indices is None else np.asarray(indices, np.int64)
-    ds = tf.data.Dataset.from_tensor_slices(indices).batch(batch_size)
-    return ds.map(bank.load, num_parallel_calls=AUTOTUNE).prefetch(AUTOTUNE)
 
 
 def _load_views(bank, part: dict, base_seed: int, views):

@@ -203,11 +203,8 @@ def load_extra_test(spec: str, split: SplitData, *, stream: bool = False, resize
         raise DmkerasError(f"extra test set {spec} has no images")
     _check_listing_range(listing, split.num_classes, f"extra test set {spec}")
     height, width, channels = split.image_shape
-    if stream:
-        kept = check_image_files(listing.paths, skip_unreadable=skip_unreadable)
-        images = FileImages(listing.paths, (height, width), resize_shorter)[np.flatnonzero(kept)]
-    else:
-        images, kept = read_images(listing.paths, (height, width), channels=channels, skip_unreadable=skip_unreadable)
+    images, kept = _images_of(listing.paths, (height, width), stream=stream, resize_shorter=resize_shorter,
+                              skip_unreadable=skip_unreadable, channels=channels)
     if not kept.any():
         raise DmkerasError(f"extra test set {spec}: no readable image")
     return images, listing.labels[kept]
@@ -585,12 +582,8 @@ def _load_image_files(spec: str, kind: str, rest: str, *, num_classes, image_siz
 
     # Clothing1M and WebVision use the reference's constants, which are for RGB images.
     norm_key = name if kind in ("clothing1m", "webvision") else None
-    if stream:
-        kept = check_image_files(train.paths + test.paths, skip_unreadable=skip_unreadable)
-        images = FileImages(train.paths + test.paths, size, resize_shorter)[np.flatnonzero(kept)]
-    else:
-        images, kept = read_images(train.paths + test.paths, size, skip_unreadable=skip_unreadable,
-                                   channels=3 if norm_key else None)
+    images, kept = _images_of(train.paths + test.paths, size, stream=stream, resize_shorter=resize_shorter,
+                              skip_unreadable=skip_unreadable, channels=3 if norm_key else None)
     n_train = len(train.paths)
     keep_train, keep_test = kept[:n_train], kept[n_train:]
     k = int(keep_train.sum())
@@ -600,6 +593,15 @@ def _load_image_files(spec: str, kind: str, rest: str, *, num_classes, image_siz
     y_clean = None if train.clean is None else train.clean[keep_train]
     return _finish(name, images[:k], train.labels[keep_train], images[k:], test.labels[keep_test],
                    num_classes, y_train_clean=y_clean, class_names=class_names, norm_key=norm_key)
+
+
+def _images_of(paths, size, *, stream, resize_shorter, skip_unreadable, channels):
+    """(images, kept mask) of image files: decoded now (`read_images`), or with stream checked
+    and left on disk as a FileImages of the readable ones."""
+    if stream:
+        kept = check_image_files(paths, skip_unreadable=skip_unreadable)
+        return FileImages(paths, size, resize_shorter)[np.flatnonzero(kept)], kept
+    return read_images(paths, size, channels=channels, skip_unreadable=skip_unreadable)
 
 
 def _check_listing_range(listing: _Listing, num_classes: int, what: str) -> None:
