@@ -15,6 +15,10 @@ STRATEGIES = ("default", "mirrored", "multi_worker")  # as dmkeras.distribute.ma
 CONFIDENCE_PENALTY = ("auto", "on", "off")
 DIVISIONS = ("gmm", "per_class_gmm", "class_floor")  # as dmkeras.division.DIVISIONS (config stays TF-free)
 MIXED_PRECISION = ("off", "mixed_float16", "mixed_bfloat16")  # as dmkeras.precision.MODES
+MOMENTUM_BUFFERS = ("torch", "keras")  # as dmkeras.optimizers.MOMENTUM_BUFFERS
+SSL_ROWS = ("all", "labeled")  # as dmkeras.model.SSL_ROWS
+INPUT_TRANSFORMS = ("auto", "dataset", "caffe", "tf", "torch")  # as dmkeras.input_transform
+VAL_KINDS = ("folder", "csv", "npz", "clothing1m")  # --val_dataset forms, as dmkeras.data.sources.VAL_KINDS
 
 
 def _field(default, help_text):
@@ -31,6 +35,12 @@ class TrainConfig:
     data_dir: str = _field("", 'tensorflow-datasets data_dir ("" = tfds default)')
     image_size: str = _field("", "H,W: resize the images of folder/csv/clothing1m/webvision sources ('' = native)")
     test_dataset: str = _field("", "a separate test split for folder:/csv: sources (same forms as --dataset)")
+    val_dataset: str = _field(
+        "",
+        "a validation set, any source: folder:PATH, csv:FILE, npz:PATH (x_val, y_val) or clothing1m:ROOT; '' = clothing1m's "
+        "clean_val_key_list.txt when ROOT has it (as the reference), none = no validation set. Logged every epoch (val_acc, "
+        "val_acc_net1/2); each net's best-val weights go to best/ and their ensemble's test accuracy to summary.json",
+    )
     test_fraction: float = _field(0.2, "folder:/csv: without a test split: stratified hold-out fraction")
     skip_unreadable: bool = _field(False, "skip unreadable or missing image files (counted) instead of stopping")
     stream: bool = _field(False, "folder/csv/clothing1m/webvision: decode images from disk batch by batch instead of holding them in memory")
@@ -54,6 +64,12 @@ class TrainConfig:
     backbone_args: str = _field("", 'extra builder arguments, e.g. "alpha=0.35" or "width=64"')
     freeze_epochs: int = _field(0, "fine-tuning: train only the classifier head for the first N epochs")
     weights: str = _field("", '"" (random init), "imagenet", or a local weights file')
+    input_transform: str = _field(
+        "auto",
+        "how images are normalised for the nets: auto (the transform the --weights were trained with, e.g. caffe for "
+        "resnet50's imagenet weights or the run's own for a net of a run directory; the data set's mean/std otherwise) | "
+        "dataset | " + " | ".join(INPUT_TRANSFORMS[2:]),
+    )
 
     # optimisation (reference: SGD momentum 0.9, lr / 10 at lr_drop_epoch)
     epochs: int = _field(300, "number of epochs, warm-up included")
@@ -61,6 +77,9 @@ class TrainConfig:
     lr: float = _field(0.02, "initial SGD learning rate")
     lr_drop_epoch: int = _field(150, "the learning rate is divided by 10 from this epoch on")
     momentum: float = _field(0.9, "SGD momentum")
+    momentum_buffer: str = _field(
+        "torch", "torch (PyTorch's SGD, as the reference: an lr change acts at once) | keras (Keras' SGD velocity, which carries the old lr for a while)"
+    )
     weight_decay: float = _field(5e-4, "L2 added to the gradients, as PyTorch SGD weight_decay")
     batch_size: int = _field(
         64,
@@ -79,6 +98,11 @@ class TrainConfig:
     class_floor: float = _field(0.0, "class-aware divisions keep at least this fraction of every class")
     loss_history: int = _field(1, 'average normalised losses over the last K epochs (5 at 90% noise)')
     confidence_penalty: str = _field("auto", 'auto (= on under asym noise) | on | off; warm-up only')
+    ssl_rows: str = _field(
+        "all",
+        "mixed rows the semi-supervised step trains on: all (the reference's CIFAR script: L_x + lambda_u L_u + penalty "
+        "on 4B rows) | labeled (its Clothing1M / WebVision scripts: L_x + penalty on the first 2B mixed rows)",
+    )
 
     # run
     seed: int = _field(0, "seeds noise, initialisation, shuffling, augmentation and mixing")
@@ -128,8 +152,26 @@ class TrainConfig:
         check(self.division in DIVISIONS, f"--division must be one of {', '.join(DIVISIONS)}, got {self.division!r}")
         check(0.0 <= self.class_floor <= 1.0, f"--class_floor must be in [0, 1], got {self.class_floor}")
         check(self.loss_history >= 1, f"--loss_history must be >= 1, got {self.loss_history}")
+        check(self.ssl_rows in SSL_ROWS, f"--ssl_rows must be one of {', '.join(SSL_ROWS)}, got {self.ssl_rows!r}")
+        check(
+            self.ssl_rows == "all" or self.lambda_u == 0,
+            f"--ssl_rows=labeled trains on the labeled mixed rows only and has no L_u term: --lambda_u must be 0, got {self.lambda_u:g}",
+        )
+        check(
+            self.momentum_buffer in MOMENTUM_BUFFERS,
+            f"--momentum_buffer must be one of {', '.join(MOMENTUM_BUFFERS)}, got {self.momentum_buffer!r}",
+        )
+        check(
+            self.input_transform in INPUT_TRANSFORMS,
+            f"--input_transform must be one of {', '.join(INPUT_TRANSFORMS)}, got {self.input_transform!r}",
+        )
         check(0 <= self.freeze_epochs <= self.epochs, f"--freeze_epochs must be in [0, epochs={self.epochs}], got {self.freeze_epochs}")
         check(0.0 < self.test_fraction < 1.0, f"--test_fraction must be in (0, 1), got {self.test_fraction}")
+        val_kind, _, val_rest = self.val_dataset.partition(":")
+        check(
+            self.val_dataset in ("", "none") or (val_kind in VAL_KINDS and bool(val_rest)),
+            f"--val_dataset must be {', '.join(k + ':...' for k in VAL_KINDS)}, none or '' (automatic), got {self.val_dataset!r}",
+        )
         size = parse_image_size(self.image_size)
         check(self.resize_shorter >= 0, f"--resize_shorter must be >= 0, got {self.resize_shorter}")
         check(not self.resize_shorter or self.stream, "--resize_shorter needs --stream (in-memory images are resized to --image_size once)")

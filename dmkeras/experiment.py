@@ -12,7 +12,7 @@ import os
 import numpy as np
 
 from dmkeras import callbacks as callbacks_lib
-from dmkeras import checkpoint, distribute, metrics, trainer, zoo
+from dmkeras import checkpoint, distribute, input_transform, metrics, trainer, zoo
 from dmkeras.codivide import CoDivide
 from dmkeras.config import TrainConfig, parse_backbone_args, parse_image_size
 from dmkeras.data import noise as noise_lib
@@ -21,6 +21,9 @@ from dmkeras.data.augment import AugmentConfig
 from dmkeras.errors import DmkerasError
 
 log = logging.getLogger("dmkeras")
+
+# Settings added after runs were made with another behaviour: a config.json without them ran this way.
+LEGACY_DEFAULTS = {"momentum_buffer": "keras"}
 
 
 @dataclasses.dataclass
@@ -32,6 +35,7 @@ class NoisyData:
     true_labels: np.ndarray | None  # the clean labels when known
     noise_rate_actual: float | None
     noise_file_reused: bool = False
+    transform: input_transform.InputTransform | None = None  # the input transform split.mean / split.std now hold
 
 
 def load_data(config: TrainConfig, write_noise_file: bool = True) -> NoisyData:
@@ -50,6 +54,7 @@ def load_data(config: TrainConfig, write_noise_file: bool = True) -> NoisyData:
         seed=config.seed,
         stream=config.stream,
         resize_shorter=config.resize_shorter,
+        val_spec=config.val_dataset or None,  # "" = automatic (clothing1m's clean val list), "none" = off
     )
     if config.train_limit:
         split = dataclasses.replace(
@@ -60,6 +65,10 @@ def load_data(config: TrainConfig, write_noise_file: bool = True) -> NoisyData:
         )
     if config.test_limit:
         split = dataclasses.replace(split, x_test=split.x_test[: config.test_limit], y_test=split.y_test[: config.test_limit])
+    # The nets' input transform: the one their --weights were trained with, else the data's own
+    # statistics. It replaces the split's mean / std, so every bank, test set and export uses it.
+    transform = input_transform.choose(config.input_transform, config.backbone, config.weights or None, split.mean, split.std)
+    split = dataclasses.replace(split, mean=transform.mean, std=transform.std)
 
     if split.y_train_clean is not None:  # the dataset carries its own noise (cifar10_n, npz with y_train_clean)
         if config.noise_mode != "none":
@@ -78,12 +87,16 @@ def load_data(config: TrainConfig, write_noise_file: bool = True) -> NoisyData:
             labels, reused = noise_lib.make_noisy_labels(split.y_train, **args), False
         true_labels = split.y_train
     rate = noise_lib.realised_noise_rate(labels, true_labels) if true_labels is not None else None
-    return NoisyData(split=split, labels=np.asarray(labels, np.int64), true_labels=true_labels, noise_rate_actual=rate, noise_file_reused=reused)
+    return NoisyData(
+        split=split, labels=np.asarray(labels, np.int64), true_labels=true_labels, noise_rate_actual=rate,
+        noise_file_reused=reused, transform=transform,
+    )
 
 
-def dataset_info(split: sources.SplitData) -> dict:
-    """What a model trained on `split` needs to serve: input shape, classes, normalisation."""
-    return {
+def dataset_info(split: sources.SplitData, transform: input_transform.InputTransform | None = None) -> dict:
+    """What a model trained on `split` needs to serve: input shape, classes, normalisation
+    (`mean` / `std`, and the `input_transform` they come from)."""
+    info = {
         "name": split.name,
         "num_classes": int(split.num_classes),
         "image_shape": [int(d) for d in split.image_shape],
@@ -93,6 +106,9 @@ def dataset_info(split: sources.SplitData) -> dict:
         "num_train": int(len(split.y_train)),
         "num_test": int(len(split.y_test)),
     }
+    if transform is not None:
+        info["input_transform"] = transform.to_dict()
+    return info
 
 
 def asymmetric_map(config: TrainConfig, split: sources.SplitData) -> dict:
@@ -114,9 +130,7 @@ def build_model(config: TrainConfig, num_classes: int, input_shape):
     afterwards); with mixed_float16 each optimizer is a LossScaleOptimizer. `--jit_compile` goes to
     `compile`.
     """
-    import keras
-
-    from dmkeras import precision
+    from dmkeras import optimizers, precision
     from dmkeras.model import DivideMixModel, StandardModel
 
     kwargs = parse_backbone_args(config.backbone_args)
@@ -128,7 +142,7 @@ def build_model(config: TrainConfig, num_classes: int, input_shape):
         return net
 
     def sgd():
-        return precision.optimizer(keras.optimizers.SGD(learning_rate=config.lr, momentum=config.momentum), config.mixed_precision)
+        return precision.optimizer(optimizers.sgd(config.lr, config.momentum, config.momentum_buffer), config.mixed_precision)
 
     with precision.policy_scope(config.mixed_precision):
         nets = [backbone("net1")] if config.method == "standard" else [backbone("net1"), backbone("net2")]
@@ -144,6 +158,7 @@ def build_model(config: TrainConfig, num_classes: int, input_shape):
             mixup_alpha=config.mixup_alpha,
             weight_decay=config.weight_decay,
             confidence_penalty=config.use_confidence_penalty,
+            ssl_rows=config.ssl_rows,
         )
     model.compile(*(sgd() for _ in nets), jit_compile=config.jit_compile)
     return model
@@ -177,6 +192,12 @@ def run(config: TrainConfig) -> dict:
     `chief` task if TF_CONFIG has one) writes `config.workdir` and prints; the other workers
     write to a scratch directory removed at the end (`distribute.output_directory`). Resuming
     reads `config.workdir` on every worker, so it needs a filesystem they share.
+
+    With a validation set (`--val_dataset`, or Clothing1M's clean_val_key_list.txt) each epoch
+    logs val_acc / val_acc_net1 / val_acc_net2, each net's best-validation weights are kept in
+    `best/` (`callbacks.BestValidation`) and summary.json reports their ensemble's test accuracy
+    (test_acc_val_selected, the reference's Clothing1M figure); net1.keras / net2.keras stay the
+    last epoch's nets.
     """
     config.validate()
     strategy = distribute.make_strategy(config.strategy, config.cpu_replicas)  # before TF touches devices
@@ -205,10 +226,12 @@ def _run(config: TrainConfig, strategy, out: str, chief: bool, verbose: int) -> 
         if not np.array_equal(saved, data.labels):
             raise DmkerasError(f"{config.workdir}: the noisy labels differ from those the checkpoint was trained on")
     noise_lib.save_noise_file(os.path.join(out, "noisy_labels.json"), data.labels)
-    callbacks_lib.write_json_atomic(os.path.join(out, "dataset.json"), dataset_info(split))
+    callbacks_lib.write_json_atomic(os.path.join(out, "dataset.json"), dataset_info(split, data.transform))
     if data.noise_rate_actual is not None and chief:
         print(
-            f"{config.dataset}: {len(data.labels)} training / {len(split.y_test)} test images {split.image_shape}, "
+            f"{config.dataset}: {len(data.labels)} training / {len(split.y_test)} test "
+            + ("" if split.y_val is None else f"/ {len(split.y_val)} validation ")
+            + f"images {split.image_shape}, "
             f"{split.num_classes} classes; noise {config.noise_mode} {config.noise_rate:g}: "
             f"{data.noise_rate_actual:.4f} of the training labels are wrong"
             + (f" (reused {config.noise_file})" if data.noise_file_reused else ""),
@@ -234,6 +257,9 @@ def _run(config: TrainConfig, strategy, out: str, chief: bool, verbose: int) -> 
             skip_unreadable=config.skip_unreadable,
         )
         extra_test_data = pipeline.holdout_dataset(images, labels, split.mean, split.std, config.eval_batch_size)
+    val_data = None  # the validation set (the reference's Clothing1M clean val list) selects each net's weights
+    if split.x_val is not None:
+        val_data = pipeline.holdout_dataset(split.x_val, split.y_val, split.mean, split.std, config.eval_batch_size)
     codivide = make_codivide(
         config, bank, data.labels, num_classes=split.num_classes, num_nets=len(model.nets), true_labels=data.true_labels
     )
@@ -245,10 +271,13 @@ def _run(config: TrainConfig, strategy, out: str, chief: bool, verbose: int) -> 
         codivide=codivide,
         verbose=verbose,
     )
+    best = None if val_data is None else callbacks_lib.BestValidation(out, test_data, recorder, verbose=verbose)
     initial_epoch = 0
     if resume_from:
         state = checkpoint.restore(resume_from, model, codivide)
         initial_epoch, recorder.history, recorder.elapsed_before = state["epoch"], state["history"], state["elapsed_s"]
+        if best is not None:  # the best-val weights as of the checkpoint, not any saved after it
+            checkpoint.restore_kept(resume_from, out, best.DIR)
         if chief:
             print(f"resuming from {resume_from}: {initial_epoch} of {config.epochs} epochs done", flush=True)
     starts = distribute.same_on_all_workers(strategy, initial_epoch)
@@ -265,13 +294,15 @@ def _run(config: TrainConfig, strategy, out: str, chief: bool, verbose: int) -> 
             initial_epoch=initial_epoch,
             test_data=test_data,
             extra_test_data=extra_test_data,
+            val_data=val_data,
             lambda_u=config.lambda_u,
             rampup_epochs=config.rampup_epochs,
             callbacks=[
                 callbacks_lib.StepDecay(config.lr, config.lr_drop_epoch),
                 *([callbacks_lib.FreezeBackbone(config.freeze_epochs)] if config.freeze_epochs else []),
                 recorder,
-                checkpoint.EpochCheckpoint(out, codivide, recorder),
+                *([best] if best is not None else []),  # before the checkpoint, which keeps its files
+                checkpoint.EpochCheckpoint(out, codivide, recorder, keep=(best.DIR,) if best is not None else ()),
             ],
             seed=config.seed,
             verbose=verbose,
@@ -288,6 +319,7 @@ def _run(config: TrainConfig, strategy, out: str, chief: bool, verbose: int) -> 
         noise_rate_actual=data.noise_rate_actual,
         wall_time_s=recorder.elapsed_s,
         epochs=config.epochs,
+        test_acc_val_selected=None if best is None else best.test_acc_selected,
     )
     callbacks_lib.write_json_atomic(os.path.join(out, "summary.json"), summary)
     if verbose:
@@ -333,6 +365,7 @@ def _checkpoint_to_resume(config: TrainConfig) -> str | None:
         previous = {}
     current = dataclasses.asdict(config)
     defaults = {field.name: field.default for field in dataclasses.fields(TrainConfig)}  # settings added since
+    defaults.update(LEGACY_DEFAULTS)
     differs = sorted(k for k in current if k != "verbose" and previous.get(k, defaults[k]) != current[k])
     if differs:
         raise DmkerasError(
@@ -358,6 +391,8 @@ def result_table(config: TrainConfig, summary: dict) -> str:
     rows = [
         ("ensemble test accuracy, best", pct(summary["test_acc_best"])),
         ("ensemble test accuracy, last 10 epochs", pct(summary["test_acc_last"])),
+        *([("test accuracy, best-validation nets", pct(summary["test_acc_val_selected"]))]
+          if summary.get("test_acc_val_selected") is not None else []),
         ("division AUC, last epoch", num(summary["division_auc_last"], ".4f")),
         ("labeled fraction, last epoch", num(summary["labeled_fraction_last"], ".3f")),
         ("actual noise rate", num(summary["noise_rate_actual"], ".4f")),

@@ -226,6 +226,7 @@ def _card(run: dict, workdir: str, nets) -> dict:
             },
             "input_shape": [None, *shape],
             "preprocessing": "x = (image / 255 - mean) / std per channel, inside the model",
+            "input_transform": dataset.get("input_transform"),  # which transform mean / std are (dmkeras.input_transform)
             "output": "softmax(net1(x) + net2(x))" if len(run["nets"]) > 1 else "softmax(net1(x))",
         },
         "config": config,

@@ -39,6 +39,7 @@ from dmkeras.errors import DmkerasError
 WARMUP = "warmup"
 SEMI_SUPERVISED = "ssl"
 TOP_K = 5
+SSL_ROWS = ("all", "labeled")  # as DivideMixModel's ssl_rows
 
 
 def float32_logits(net, images, training):
@@ -302,6 +303,11 @@ class DivideMixModel(_CoTrainedModel):
         Keras' decoupled `weight_decay`).
       confidence_penalty: add the negative-entropy penalty to the warm-up loss (the reference
         does so under asymmetric noise).
+      ssl_rows: which mixed rows the semi-supervised step trains on. "all" (the reference's
+        CIFAR script): all 4B rows, loss = L_x + lambda_u * L_u + penalty. "labeled" (its
+        Clothing1M and WebVision scripts): the whole 4B batch supplies the mixing partners, but
+        only the first 2B mixed rows (the labeled views) are passed through the net, and
+        loss = L_x + penalty over those rows (no L_u term; half the cost of the training pass).
 
     `compile(optimizer1, optimizer2)`. Calling the model returns the ensemble logits
     `net1(x) + net2(x)`, so `predict`, `evaluate` and `export` work on the ensemble.
@@ -317,16 +323,20 @@ class DivideMixModel(_CoTrainedModel):
         mixup_alpha=4.0,
         weight_decay=5e-4,
         confidence_penalty=False,
+        ssl_rows="all",
         name="dividemix",
         **kwargs,
     ):
         super().__init__(
             num_classes=num_classes, weight_decay=weight_decay, confidence_penalty=confidence_penalty, name=name, **kwargs
         )
+        if ssl_rows not in SSL_ROWS:
+            raise DmkerasError(f"ssl_rows must be one of {', '.join(SSL_ROWS)}, got {ssl_rows!r}")
         self.net1 = net1
         self.net2 = net2
         self.temperature = float(temperature)
         self.mixup_alpha = float(mixup_alpha)
+        self.ssl_rows = ssl_rows
         self.acc = keras.metrics.SparseCategoricalAccuracy(name="acc")
         self.acc_net1 = keras.metrics.SparseCategoricalAccuracy(name="acc_net1")
         self.acc_net2 = keras.metrics.SparseCategoricalAccuracy(name="acc_net2")
@@ -388,7 +398,10 @@ class DivideMixModel(_CoTrainedModel):
         labeled_rows = 2 * tf.shape(x1)[0]
         rows = tf.shape(inputs)[0]
         permutation = ops.random_permutation(rows, seed)
-        mixed_inputs, mixed_targets = ops.mixup(inputs, targets, mix_lambda, permutation)
+        labeled_only = self.ssl_rows == "labeled"
+        mixed_inputs, mixed_targets = ops.mixup(
+            inputs, targets, mix_lambda, permutation, rows=labeled_rows if labeled_only else None
+        )
 
         counts = context.all_reduce("sum", tf.cast(tf.stack([labeled_rows, rows - labeled_rows, rows]), tf.float32))
         global_labeled, global_unlabeled, global_rows = counts[0], counts[1], counts[2]
@@ -397,9 +410,14 @@ class DivideMixModel(_CoTrainedModel):
             logits = float32_logits(net, mixed_inputs, training=True)
             loss_x = tf.reduce_sum(ops.soft_cross_entropy(logits[:labeled_rows], mixed_targets[:labeled_rows]))
             loss_x = loss_x / global_labeled
-            loss_u = tf.reduce_sum(ops.squared_error(logits[labeled_rows:], mixed_targets[labeled_rows:]))
-            loss_u = loss_u / tf.maximum(global_unlabeled * self.num_classes, 1.0)
-            mean_probs = context.all_reduce("sum", tf.reduce_sum(tf.nn.softmax(logits), axis=0)) / global_rows
+            if labeled_only:  # the reference's Clothing1M / WebVision step: L_x + penalty on 2B rows
+                loss_u = tf.constant(0.0, tf.float32)
+                trained_rows = global_labeled
+            else:
+                loss_u = tf.reduce_sum(ops.squared_error(logits[labeled_rows:], mixed_targets[labeled_rows:]))
+                loss_u = loss_u / tf.maximum(global_unlabeled * self.num_classes, 1.0)
+                trained_rows = global_rows
+            mean_probs = context.all_reduce("sum", tf.reduce_sum(tf.nn.softmax(logits), axis=0)) / trained_rows
             penalty = ops.uniform_prior_penalty(mean_probs) / replicas
             loss = loss_x + lambda_u * loss_u + penalty
             scaled_loss = self._scale_loss(k, loss)

@@ -41,12 +41,20 @@ def sample_mix_lambda(rng: np.random.Generator, alpha: float) -> float:
     return max(lam, 1.0 - lam)
 
 
-def mixup(inputs, targets, mix_lambda, permutation):
-    """MixMatch mixing (Sec. 3.2): each row mixed with the row `permutation` points at."""
+def mixup(inputs, targets, mix_lambda, permutation, rows=None):
+    """MixMatch mixing (Sec. 3.2): each row mixed with the row `permutation` points at.
+
+    `rows`: mix only the first `rows` rows, their partners still drawn from every row (the
+    reference's Clothing1M / WebVision step, which trains on the first 2B of the 4B mixed rows).
+    """
+    if rows is not None:
+        own_inputs, own_targets, permutation = inputs[:rows], targets[:rows], permutation[:rows]
+    else:
+        own_inputs, own_targets = inputs, targets
     lam_x = tf.cast(mix_lambda, inputs.dtype)
     lam_t = tf.cast(mix_lambda, targets.dtype)
-    mixed_inputs = lam_x * inputs + (1.0 - lam_x) * tf.gather(inputs, permutation)
-    mixed_targets = lam_t * targets + (1.0 - lam_t) * tf.gather(targets, permutation)
+    mixed_inputs = lam_x * own_inputs + (1.0 - lam_x) * tf.gather(inputs, permutation)
+    mixed_targets = lam_t * own_targets + (1.0 - lam_t) * tf.gather(targets, permutation)
     return mixed_inputs, mixed_targets
 
 

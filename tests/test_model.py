@@ -65,6 +65,40 @@ def test_ssl_step_losses_match_a_hand_computation_without_mixing():
     np.testing.assert_allclose(out["loss"].numpy(), loss_x + 2.0 * loss_u + penalty, rtol=1e-5)
 
 
+def test_ssl_step_on_labeled_rows_mixes_with_all_rows_but_trains_on_the_first_2b():
+    """The reference's Clothing1M / WebVision step: partners from all 4B rows, L_x + penalty on 2B."""
+    model = _model(ssl_rows="labeled")
+    bank = _bank()
+    labels = np.arange(40) % NUM_CLASSES
+    batch = _ssl_batch(bank, range(0, 8), range(20, 28), labels, np.linspace(0.2, 0.9, 40))
+    net1, net2 = model.nets
+    soft = lambda net, x, training: tf.nn.softmax(net(x, training=training))  # noqa: E731
+    guessed = ops.co_guess([soft(net1, batch["u1"], True), soft(net1, batch["u2"], True), soft(net2, batch["u1"], False), soft(net2, batch["u2"], False)], 0.5)
+    refined = ops.co_refine(tf.one_hot(batch["y"], NUM_CLASSES), batch["w"], soft(net1, batch["x1"], True), soft(net1, batch["x2"], True), 0.5)
+    inputs = tf.concat([batch["x1"], batch["x2"], batch["u1"], batch["u2"]], 0)
+    targets = tf.concat([refined, refined, guessed, guessed], 0)
+    seed = tf.constant([1, 2], tf.int64)
+    permutation = ops.random_permutation(32, seed).numpy()
+    assert (permutation[:16] >= 16).any()  # some labeled rows take an unlabeled partner
+    lam = 0.7
+    mixed_x = lam * inputs[:16] + (1 - lam) * tf.gather(inputs, permutation[:16])
+    mixed_t = lam * targets[:16] + (1 - lam) * tf.gather(targets, permutation[:16])
+    logits = net1(mixed_x, training=True)  # 16 rows only: BatchNorm statistics over them
+    loss_x = tf.reduce_mean(ops.soft_cross_entropy(logits, mixed_t)).numpy()
+    penalty = ops.uniform_prior_penalty(tf.reduce_mean(tf.nn.softmax(logits), 0)).numpy()
+
+    out = model.ssl_step(0, batch, tf.constant(lam), tf.constant(0.0), seed)
+    np.testing.assert_allclose(out["loss_x"].numpy(), loss_x, rtol=1e-5)
+    np.testing.assert_allclose(out["penalty"].numpy(), penalty, rtol=1e-4, atol=1e-7)
+    np.testing.assert_allclose(out["loss"].numpy(), loss_x + penalty, rtol=1e-5)
+    assert out["loss_u"].numpy() == 0.0
+
+
+def test_ssl_rows_must_be_all_or_labeled():
+    with pytest.raises(Exception, match="ssl_rows must be one of all, labeled"):
+        _model(ssl_rows="unlabeled")
+
+
 @pytest.mark.parametrize("k", [0, 1])
 def test_ssl_step_updates_only_the_training_net_including_batchnorm_statistics(k):
     model = _model(batchnorm=True)

@@ -53,6 +53,14 @@ def test_mixup_by_hand():
     np.testing.assert_allclose(mixed_t.numpy(), [[0.75, 0.25], [0.25, 0.75]], rtol=1e-6)
 
 
+def test_mixup_of_the_first_rows_takes_partners_from_every_row():
+    x = tf.constant([[1.0], [2.0], [3.0], [4.0]])
+    t = tf.constant([[1.0, 0.0], [1.0, 0.0], [0.0, 1.0], [0.0, 1.0]])
+    mixed_x, mixed_t = ops.mixup(x, t, 0.75, tf.constant([3, 2, 0, 1]), rows=2)
+    np.testing.assert_allclose(mixed_x.numpy(), [[0.75 * 1 + 0.25 * 4], [0.75 * 2 + 0.25 * 3]], rtol=1e-6)
+    np.testing.assert_allclose(mixed_t.numpy(), [[0.75, 0.25], [0.75, 0.25]], rtol=1e-6)
+
+
 def test_mix_lambda_is_at_least_one_half_and_follows_beta():
     rng = np.random.default_rng(0)
     draws = np.array([ops.sample_mix_lambda(rng, 4.0) for _ in range(20000)])

@@ -516,9 +516,11 @@ def test_preact_resnet_matches_reference_layout(built):
     assert model.get_layer("bn1").input is model.get_layer("conv1").output
     # the projection shortcut takes the pre-activated input of its block
     assert model.get_layer("layer2_0_shortcut").input is model.get_layer("layer2_0_relu1").output
-    # identity shortcut otherwise: the add takes the block input itself
+    # identity shortcut otherwise: as the reference's empty nn.Sequential applied to
+    # relu(bn1(x)), the add takes the pre-activated input, not the block input
     add_inputs = model.get_layer("layer2_1_add").input
-    assert add_inputs[1] is model.get_layer("layer2_0_add").output
+    assert add_inputs[1] is model.get_layer("layer2_1_relu1").output
+    assert add_inputs[1] is not model.get_layer("layer2_0_add").output
     # no projection where channels and stride are unchanged
     names = {l.name for l in model.layers}
     assert "layer1_0_shortcut" not in names and "layer2_1_shortcut" not in names

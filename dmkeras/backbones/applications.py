@@ -55,6 +55,7 @@ def application_backbone(
     base_name=None,
     extra_kwargs=None,
     validate_bn_momentum=True,
+    bgr_weights=False,
 ):
     """A ``keras.applications`` base + global average pooling + linear logits.
 
@@ -77,6 +78,11 @@ def application_backbone(
         extra_kwargs: further keyword arguments for ``constructor``.
         validate_bn_momentum: check that ``bn_momentum`` is a number in [0, 1)
             (right after the ``weights`` check).
+        bgr_weights: the ImageNet weights expect BGR input (keras' "caffe"
+            preprocessing, ResNet-50): the input channels of the first
+            convolution are reversed once after loading them, so the net takes
+            RGB like every other net (``dmkeras.input_transform``: the caffe
+            transform is then a per-channel mean/std in RGB order).
     """
     check_weights(name, weights)
     if validate_bn_momentum:
@@ -124,6 +130,10 @@ def application_backbone(
     for layer in base.layers:
         if isinstance(layer, layers.BatchNormalization):
             layer.momentum = float(bn_momentum)
+    if bgr_weights and weights == "imagenet":
+        first = next(layer for layer in base.layers if isinstance(layer, layers.Conv2D))
+        kernel, *rest = first.get_weights()
+        first.set_weights([kernel[:, :, ::-1, :], *rest])  # HWIO: I is the colour channel of the input
     x = base(x)
     x = layers.GlobalAveragePooling2D(name="avgpool")(x)
     logits = layers.Dense(num_classes, name="logits")(x)

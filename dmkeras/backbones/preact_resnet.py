@@ -6,7 +6,10 @@ The reference network (LiJunnan1992/DivideMix, ``PreResNet.py``, ``ResNet18``):
 * four stages of ``PreActBlock`` with 64/128/256/512 filters and strides
   1/2/2/2.  A block computes ``out = relu(bn1(x))``; the shortcut is
   ``conv1x1(out)`` (the *pre-activated* input, no bias) when the stride is not 1
-  or the channel count changes, the untouched ``x`` otherwise; the residual
+  or the channel count changes, and ``out`` itself otherwise (the reference's
+  identity shortcut is an empty ``nn.Sequential`` applied to ``out``, so an
+  identity block adds ``relu(bn1(x))``, not ``x`` as the textbook
+  pre-activation block does); the residual
   branch is ``conv3x3(stride)(out) -> BN -> ReLU -> conv3x3``; the block
   returns ``residual + shortcut`` with no activation after the addition;
 * no BN/ReLU after the last stage (the reference has none);
@@ -76,7 +79,7 @@ def _preact_block(x, in_planes, planes, stride, name):
             name=f"{name}_shortcut",
         )(out)
     else:
-        shortcut = x
+        shortcut = out  # the reference's empty nn.Sequential applied to relu(bn1(x)), not x
     out = _conv3x3(out, planes, stride, name=f"{name}_conv1")
     out = _bn(f"{name}_bn2")(out)
     out = layers.ReLU(name=f"{name}_relu2")(out)
@@ -116,8 +119,9 @@ def preact_resnet18(num_classes, input_shape=(32, 32, 3)):
         num_classes: number of output logits.
         input_shape: ``(height, width, channels)``; designed for 32x32x3.
 
-    Accepts no further kwargs.  11,173,962 trainable parameters for 10 classes
-    (as PyTorch reports for the reference ``ResNet18``).
+    Accepts no further kwargs.  11,171,274 trainable parameters for 10 classes, as
+    PyTorch's ``parameters()`` counts the reference's ``ResNet18``; Keras' total of
+    11,178,186 adds BatchNorm's moving statistics (buffers in PyTorch).
     """
     return _preact_resnet((2, 2, 2, 2), num_classes, input_shape, "preact_resnet18")
 
@@ -125,9 +129,12 @@ def preact_resnet18(num_classes, input_shape=(32, 32, 3)):
 def preact_resnet34(num_classes, input_shape=(32, 32, 3)):
     """PreAct ResNet-34 (CIFAR variant): the ResNet-18 design with [3, 4, 6, 3] blocks.
 
-    Note the DivideMix reference's ``ResNet34`` uses post-activation
-    ``BasicBlock``s; this is the pre-activation counterpart with the same
-    ``PreActBlock`` as :func:`preact_resnet18`.
+    Not the reference's ``ResNet34``: that one is built from post-activation
+    ``BasicBlock``s (conv-BN-ReLU, BN on the projection shortcut) and no DivideMix
+    experiment uses it. This is the pre-activation counterpart, the same
+    ``PreActBlock`` (reference shortcut included) as :func:`preact_resnet18` in
+    [3, 4, 6, 3] stages, so that the deeper net of the zoo behaves like the paper's
+    CIFAR backbone.
 
     Args:
         num_classes: number of output logits.

@@ -10,11 +10,15 @@ inputs to three channels with a ``Concatenate`` layer inside the model (no
 The base network is nested as a sub-model named ``resnet50_base``, followed by
 ``GlobalAveragePooling2D`` and ``Dense(num_classes)`` (logits, no softmax).
 
-Inputs are used as given: the ImageNet weights of ``keras.applications``
-were trained on caffe-style inputs (BGR, mean-subtracted, 0-255), so pass
-images normalised that way (``keras.applications.resnet50.preprocess_input``)
-to get the most out of them.  Unlike torchvision's ResNet-50, every keras
-convolution has a bias (26,560 extra parameters).
+The ImageNet weights of ``keras.applications`` were trained on caffe-style
+inputs (BGR, 0-255, minus the ImageNet mean).  With ``weights="imagenet"`` the
+input channels of the first convolution are reversed once, so the net takes
+RGB; ``dmkeras.input_transform`` then feeds it the caffe transform in RGB
+order (``(x / 255 - mean) / std`` with mean (123.68, 116.779, 103.939) / 255
+and std 1 / 255), which is what ``experiment.run`` does by default
+(``--input_transform=auto``).  These are not torchvision's weights, which the
+reference fine-tunes (with Clothing1M's own mean/std); unlike torchvision's
+ResNet-50, every keras convolution has a bias (26,560 extra parameters).
 """
 
 from __future__ import annotations
@@ -52,4 +56,5 @@ def resnet50(num_classes, input_shape, weights=None, bn_momentum=0.9):
         bn_momentum=bn_momentum,
         min_size=MIN_INPUT_SIZE,
         base_name="resnet50_base",
+        bgr_weights=True,
     )
