@@ -63,7 +63,7 @@ class TrainConfig:
     backbone: str = _field("small_cnn", "a name from dmkeras.zoo.list_models()")
     backbone_args: str = _field("", 'extra builder arguments, e.g. "alpha=0.35" or "width=64"')
     freeze_epochs: int = _field(0, "fine-tuning: train only the classifier head for the first N epochs")
-    weights: str = _field("", '"" (random init), "imagenet", or a local weights file')
+    weights: str = _field("", '"" (random init), "imagenet", "imagenet:FILE" (keras\' ImageNet weights file of the base, kept locally), or a weights file of this architecture (e.g. a run\'s net1.keras)')
     input_transform: str = _field(
         "auto",
         "how images are normalised for the nets: auto (the transform the --weights were trained with, e.g. caffe for "

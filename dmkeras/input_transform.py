@@ -103,7 +103,7 @@ def for_weights(backbone: str, weights: str | None) -> InputTransform | None:
     """The transform `weights` were trained with, or None when nothing says (random init, bare file)."""
     if not weights:
         return None
-    if weights == "imagenet":
+    if weights == "imagenet" or weights.startswith("imagenet:"):  # "imagenet:FILE": the same weights, kept locally
         name = PRETRAINED.get(backbone.partition(".")[0])
         if name is None:
             return None  # the zoo refuses imagenet weights for this model itself

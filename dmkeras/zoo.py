@@ -204,7 +204,9 @@ def create_model(
             the preset's input shape.
         weights: ``None`` (random initialisation), ``"imagenet"`` (only for
             models whose builder takes ``weights``, e.g. ``mobilenet_v2``,
-            ``resnet50``, ``inception_resnet_v2``; downloaded by keras), or the
+            ``resnet50``, ``inception_resnet_v2``; downloaded by keras),
+            ``"imagenet:FILE"`` (the same, from keras' weights file of the base
+            kept locally, for machines without internet access), or the
             path of a local weights file (``.weights.h5`` / ``.keras``) for
             exactly this architecture, loaded with ``model.load_weights``.
             Not accepted for presets (they come with their weights).
@@ -232,12 +234,12 @@ def create_model(
     weights_path = None
     if weights is None:
         pass
-    elif isinstance(weights, str) and weights == "imagenet":
+    elif isinstance(weights, str) and (weights == "imagenet" or weights.startswith("imagenet:")):
         if not _accepts_weights(entry):
             raise DmkerasError(
                 f"model '{name}' has no imagenet weights; use weights=None or a local file path"
             )
-        kwargs["weights"] = "imagenet"
+        kwargs["weights"] = weights  # "imagenet:FILE": keras' ImageNet weights file of the base, kept locally
     elif isinstance(weights, (str, os.PathLike)):
         weights_path = os.fspath(weights)
     else:

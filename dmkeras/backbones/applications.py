@@ -4,7 +4,8 @@
 ``keras.applications`` constructor the same way; :func:`application_backbone`
 does it once:
 
-* checks ``weights`` (None or "imagenet"), the input size and channels;
+* checks ``weights`` (None, "imagenet" or "imagenet:FILE", keras' ImageNet
+  weights file of the base kept locally), the input size and channels;
 * optionally resizes small inputs (bilinear ``keras.layers.Resizing`` named
   ``upsample``) up to the size keras needs;
 * with ImageNet weights, repeats single-channel inputs to three channels
@@ -19,6 +20,7 @@ does it once:
 from __future__ import annotations
 
 import numbers
+import os
 
 import keras
 from keras import layers
@@ -26,10 +28,20 @@ from keras import layers
 from dmkeras.errors import DmkerasError
 
 
+IMAGENET_FILE = "imagenet:"
+
+
+def is_imagenet(weights) -> bool:
+    """``"imagenet"`` (downloaded by keras) or ``"imagenet:FILE"`` (the same weights from a local file)."""
+    return isinstance(weights, str) and (weights == "imagenet" or weights.startswith(IMAGENET_FILE))
+
+
 def check_weights(name, weights):
-    """Raise a DmkerasError unless ``weights`` is None or "imagenet"."""
-    if weights not in (None, "imagenet"):
-        raise DmkerasError(f"{name} weights must be None or 'imagenet', got {weights!r}")
+    """Raise a DmkerasError unless ``weights`` is None, "imagenet" or "imagenet:FILE" (an existing file)."""
+    if weights is not None and not is_imagenet(weights):
+        raise DmkerasError(f"{name} weights must be None, 'imagenet' or 'imagenet:FILE', got {weights!r}")
+    if is_imagenet(weights) and weights != "imagenet" and not os.path.isfile(weights[len(IMAGENET_FILE):]):
+        raise DmkerasError(f"{name}: ImageNet weights file not found: {weights[len(IMAGENET_FILE):]}")
 
 
 def check_bn_momentum(name, bn_momentum):
@@ -68,7 +80,8 @@ def application_backbone(
         num_classes: number of output logits.
         input_shape: ``(height, width, channels)``; height and width >= ``min_size``,
             channels 1 or 3.
-        weights: None or "imagenet", passed to ``constructor``.
+        weights: None, "imagenet" or "imagenet:FILE" (passed to ``constructor``
+            as the file's path).
         bn_momentum: momentum given to every BatchNormalization of the base.
         min_size: smallest height and width accepted.
         resize_to: when given, inputs smaller than this on either side are
@@ -101,7 +114,7 @@ def application_backbone(
         height = max(height, resize_to)
         width = max(width, resize_to)
         x = layers.Resizing(height, width, interpolation="bilinear", name="upsample")(x)
-    if channels == 1 and weights == "imagenet":
+    if channels == 1 and is_imagenet(weights):
         x = layers.Concatenate(axis=-1, name="gray_to_rgb")([x, x, x])
         channels = 3
 
@@ -111,12 +124,17 @@ def application_backbone(
     try:
         base = constructor(
             include_top=False,
-            weights=weights,
+            weights=weights.removeprefix(IMAGENET_FILE) if is_imagenet(weights) else weights,
             input_shape=(height, width, channels),
             **kwargs,
         )
-    except (ValueError, TypeError):
-        raise
+    except (ValueError, TypeError) as exc:
+        if not is_imagenet(weights) or weights == "imagenet":
+            raise
+        raise DmkerasError(
+            f"{name}: the ImageNet weights file {weights.removeprefix(IMAGENET_FILE)} does not fit the base: "
+            f"{next((line for line in str(exc).splitlines() if line.strip()), type(exc).__name__)[:300]}"
+        ) from exc
     except Exception as exc:  # keras.utils.get_file raises a bare Exception
         if weights != "imagenet":
             raise
@@ -130,7 +148,7 @@ def application_backbone(
     for layer in base.layers:
         if isinstance(layer, layers.BatchNormalization):
             layer.momentum = float(bn_momentum)
-    if bgr_weights and weights == "imagenet":
+    if bgr_weights and is_imagenet(weights):
         first = next(layer for layer in base.layers if isinstance(layer, layers.Conv2D))
         kernel, *rest = first.get_weights()
         first.set_weights([kernel[:, :, ::-1, :], *rest])  # HWIO: I is the colour channel of the input

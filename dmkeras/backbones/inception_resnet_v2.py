@@ -34,8 +34,9 @@ def inception_resnet_v2(num_classes, input_shape, weights=None, bn_momentum=0.9)
             (resized up to 75 inside the model when smaller), channels 1 or 3.
 
     Kwargs:
-        weights (None or "imagenet", default None): random initialisation or
-            ImageNet weights for the base (downloaded by keras; the head is
+        weights (None, "imagenet" or "imagenet:FILE", default None): random
+            initialisation or ImageNet weights (downloaded by keras, or keras' weights
+            file of the base kept locally) for the base (downloaded by keras; the head is
             always randomly initialised).  Loading a local weights file is
             done by ``dmkeras.zoo.create_model``, not here.
         bn_momentum (float, default 0.9): momentum of every BatchNormalization

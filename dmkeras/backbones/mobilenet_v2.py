@@ -19,7 +19,7 @@ import numbers
 
 import keras
 
-from dmkeras.backbones.applications import application_backbone, check_weights
+from dmkeras.backbones.applications import application_backbone, check_weights, is_imagenet
 from dmkeras.errors import DmkerasError
 
 MIN_INPUT_SIZE = 8
@@ -39,8 +39,9 @@ def mobilenet_v2(num_classes, input_shape, alpha=1.0, weights=None, bn_momentum=
         alpha (float, default 1.0): width multiplier.  Any positive value
             with random initialisation; one of 0.35, 0.5, 0.75, 1.0, 1.3, 1.4
             with ImageNet weights.
-        weights (None or "imagenet", default None): random initialisation or
-            ImageNet weights for the base (downloaded by keras; the head is
+        weights (None, "imagenet" or "imagenet:FILE", default None): random
+            initialisation or ImageNet weights (downloaded by keras, or keras' weights
+            file of the base kept locally) for the base (downloaded by keras; the head is
             always randomly initialised).  Loading a local weights file is
             done by ``dmkeras.zoo.create_model``, not here.
         bn_momentum (float, default 0.9): momentum of every BatchNormalization
@@ -50,7 +51,7 @@ def mobilenet_v2(num_classes, input_shape, alpha=1.0, weights=None, bn_momentum=
     check_weights("mobilenet_v2", weights)
     if isinstance(alpha, bool) or not isinstance(alpha, numbers.Real) or alpha <= 0:
         raise DmkerasError(f"mobilenet_v2 alpha must be a positive number, got {alpha!r}")
-    if weights == "imagenet" and float(alpha) not in IMAGENET_ALPHAS:
+    if is_imagenet(weights) and float(alpha) not in IMAGENET_ALPHAS:
         raise DmkerasError(
             f"mobilenet_v2 has no imagenet weights for alpha={alpha}; "
             f"use one of {', '.join(str(a) for a in IMAGENET_ALPHAS)}"
