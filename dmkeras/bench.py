@@ -231,24 +231,41 @@ class _Block:
 
 
 class _TorchBlock:
-    """Steps of the reference's PyTorch PreAct ResNet-18 (CE + SGD) on a fixed batch of `rows`."""
+    """Steps of the reference's PyTorch PreAct ResNet-18 (CE + SGD) on a fixed batch of `rows`,
+    run by tools/reference/torch_bench_worker.py in a process of its own (PyTorch never shares
+    one with TensorFlow), with the interpreter of $DMKERAS_TORCH_PYTHON (default: this one)."""
 
     def __init__(self, config: BenchConfig, rows: int):
-        from dmkeras.torch_reference import torch_train_step
-
+        worker = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "tools", "reference", "torch_bench_worker.py")
+        if not os.path.isfile(worker):
+            raise DmkerasError(f"--compare_torch needs a clone of the repository (it runs {worker}, which is not installed)")
+        python = os.environ.get("DMKERAS_TORCH_PYTHON", sys.executable)
         self.rows = rows
-        self.step, self.num_parameters = torch_train_step(rows, config.input_size, config.num_classes, config.seed)
+        self.process = subprocess.Popen(
+            [python, worker, "--rows", str(rows), "--input_size", str(config.input_size),
+             "--num_classes", str(config.num_classes), "--seed", str(config.seed)],
+            stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+        )
+        ready = self.process.stdout.readline().split()
+        if not ready or ready[0] != "ready":
+            error = self.process.stderr.read().strip().splitlines()
+            raise DmkerasError(
+                f"--compare_torch: {python} could not run the PyTorch step ({error[-1] if error else 'no output'}); "
+                "install PyTorch there or point DMKERAS_TORCH_PYTHON at an interpreter that has it"
+            )
+        self.num_parameters = int(ready[1])
         self.last = {}
 
     def run(self, steps: int, untimed: int = 1) -> tuple[float, float]:
-        for _ in range(untimed):
-            self.step()
-        if not steps:
-            return 0.0, 0.0
-        started = time.perf_counter()
-        for _ in range(steps):
-            self.last = {"loss": self.step()}
-        return (time.perf_counter() - started) / steps, 0.0
+        self.process.stdin.write(f"run {steps} {untimed}\n")
+        self.process.stdin.flush()
+        return float(self.process.stdout.readline()), 0.0
+
+    def close(self):
+        if self.process.poll() is None:
+            self.process.stdin.write("quit\n")
+            self.process.stdin.flush()
+            self.process.wait(timeout=60)
 
 
 def _fed_ssl_step(model):
@@ -314,10 +331,7 @@ def _measure_steps(config: BenchConfig, tc: TrainConfig, model, bank, labels) ->
         "ssl_fed": _Block(model, SEMI_SUPERVISED, distribute(strategy, ssl_data), 4 * b, lambda_u, [config.seed, 4], fed=True),
     }
     if config.compare_torch:
-        try:
-            blocks["torch"] = _TorchBlock(config, 2 * b)
-        except ImportError as error:
-            raise DmkerasError(f"--compare_torch needs PyTorch (pip install torch): {error}") from None
+        blocks["torch"] = _TorchBlock(config, 2 * b)
     for block in blocks.values():  # tracing, compilation, first-run costs: excluded
         block.run(0, untimed=config.warmup_steps)
     times = {name: [] for name in blocks}
@@ -329,6 +343,8 @@ def _measure_steps(config: BenchConfig, tc: TrainConfig, model, bank, labels) ->
             times[name].append(step_s)
             if name == "ssl_fed":
                 waits.append(wait_s / step_s)
+    if "torch" in blocks:
+        blocks["torch"].close()
 
     # The pipeline alone: batches drawn with no step running. The first one (the pipeline's
     # start) is not timed; the prefetch buffer filled meanwhile is a few batches out of

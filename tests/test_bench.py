@@ -144,20 +144,28 @@ def test_launch_bench_reports_a_bad_flag_in_one_line():
     assert proc.stderr.strip().splitlines()[-1] == "error: --batch_size must be >= 1, got 0"
 
 
-def test_the_pytorch_reference_has_the_keras_preact_resnet18_parameter_count():
-    torch = pytest.importorskip("torch")  # optional: only launch.bench --compare_torch uses it
+def test_the_pytorch_reference_step_runs_in_its_own_process_with_the_keras_parameter_count():
+    python = os.environ.get("DMKERAS_TORCH_PYTHON")  # optional: an interpreter with PyTorch
+    if not python:
+        pytest.skip("DMKERAS_TORCH_PYTHON (an interpreter with PyTorch) is not set")
     from dmkeras import zoo
-    from dmkeras.torch_reference import torch_train_step
 
-    step, parameters = torch_train_step(4, 32, 10)
-    assert math.isfinite(step()) and torch.get_num_threads() >= 1
+    block = bench._TorchBlock(bench.BenchConfig(input_size=32, num_classes=10, seed=0), rows=4)
+    try:
+        seconds, wait = block.run(2, untimed=1)
+    finally:
+        block.close()
+    assert seconds > 0 and wait == 0 and block.process.returncode == 0
     net = zoo.create_model("preact_resnet18", 10, (32, 32, 3))
-    assert parameters == sum(int(w.numpy().size) for w in net.trainable_weights) == 11_171_274
+    assert block.num_parameters == sum(int(w.numpy().size) for w in net.trainable_weights) == 11_171_274
 
 
-def test_compare_torch_without_pytorch_is_a_clear_error(monkeypatch):
-    monkeypatch.setitem(sys.modules, "torch", None)  # as if PyTorch were not installed
+def test_compare_torch_without_pytorch_is_a_clear_error(monkeypatch, tmp_path):
+    (tmp_path / "torch").mkdir()  # as if PyTorch were not installed: importing it fails in the worker
+    (tmp_path / "torch" / "__init__.py").write_text("raise ImportError('No module named torch')\n")
+    monkeypatch.setenv("PYTHONPATH", str(tmp_path))
+    monkeypatch.setenv("DMKERAS_TORCH_PYTHON", sys.executable)
     config = bench.BenchConfig(compare_torch=True, batch_size=2, input_size=8, steps=1, rounds=1, warmup_steps=1,
                                sections="steps", out="")
-    with pytest.raises(DmkerasError, match="--compare_torch needs PyTorch"):
+    with pytest.raises(DmkerasError, match="--compare_torch: .* could not run the PyTorch step \\(ImportError: No module named torch\\)"):
         bench.run(config)

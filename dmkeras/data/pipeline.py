@@ -17,7 +17,8 @@ import math
 import numpy as np
 import tensorflow as tf
 
-from dmkeras.data.augment import AugmentConfig, rows_of_global_batch, augment, normalize, random_flip
+from dmkeras.data.augment import (RESIZED_CROP_ATTEMPTS, AugmentConfig, augment, normalize, random_flip,
+                                  resized_crop_boxes, resized_crop_draws, rows_of_global_batch)
 from dmkeras.data.images import FileImages
 
 AUTOTUNE = tf.data.AUTOTUNE
@@ -186,9 +187,12 @@ class FileBank(_Bank):
 
     With `resize_shorter` R, every image is resized to shorter side R and cropped to the input
     size: at a random offset for training views when crop augmentation is on (the reference's
-    Resize(R) + RandomCrop on Clothing1M), centred otherwise (Resize(R) + CenterCrop). Without R,
-    images are resized to the input size and augmented like in-memory ones (pad + crop, flip).
-    A sample's several views (two per labeled / unlabeled sample) share one decode.
+    Resize(R) + RandomCrop on Clothing1M), a random box resized to the input size with
+    resized_crop (Resize(R) + RandomResizedCrop, the reference's WebVision at its HEAD), centred
+    otherwise (Resize(R) + CenterCrop). Without R, images are resized to the input size and
+    augmented like in-memory ones (pad + crop or resized crop, flip).
+    A sample's several views (two per labeled / unlabeled sample) share one decode; each view
+    draws its own crop.
     """
 
     def __init__(self, files: FileImages, mean, std, augment_config: AugmentConfig):
@@ -212,6 +216,7 @@ class FileBank(_Bank):
         n = tf.shape(paths)[0]
         rows = (0, n) if rows is None else rows
         split = [None if s is None else tf.random.experimental.stateless_split(s, num=2) for s in seeds]
+        resized = [s is not None and config.resized_crop and not config.crop for s in split]  # views with RandomResizedCrop
         # Crop positions as fractions of the free room, drawn per global batch like augment.py does;
         # -1 marks a centred crop (test-time transform, or no crop augmentation).
         where = tf.stack(
@@ -221,13 +226,21 @@ class FileBank(_Bank):
             ],
             axis=1,
         )  # [B, views, 2]
+        # RandomResizedCrop's draws (per global batch too); the boxes need each image's resized size.
+        draws = tf.stack(
+            [resized_crop_draws(n, s[0], rows) if r else tf.zeros([n, RESIZED_CROP_ATTEMPTS, 4]) for s, r in zip(split, resized)],
+            axis=1,
+        ) if any(resized) else tf.zeros([n, len(seeds), 0, 4])  # [B, views, attempts, 4]
 
         def decode(args):
-            path, positions = args
+            path, positions, tries = args
             image = _resize_shorter(_decode_rgb(path), self.files.resize_shorter)
-            return tf.stack([_crop(image, positions[v], self._size) for v in range(len(seeds))])
+            return tf.stack([
+                _resized_crop(image, tries[v], self._size) if resized[v] else _crop(image, positions[v], self._size)
+                for v in range(len(seeds))
+            ])
 
-        views = tf.map_fn(decode, (paths, where), fn_output_signature=tf.TensorSpec([len(seeds), height, width, 3], tf.uint8))
+        views = tf.map_fn(decode, (paths, where, draws), fn_output_signature=tf.TensorSpec([len(seeds), height, width, 3], tf.uint8))
         out = []
         for v, s in enumerate(split):
             x = views[:, v]
@@ -269,6 +282,14 @@ def _crop(image, position, size):
     chosen = tf.minimum(tf.cast(tf.floor(position * tf.cast(room + 1, tf.float32)), tf.int32), room)
     offset = tf.where(position < 0, centred, chosen)
     return tf.image.crop_to_bounding_box(image, offset[0], offset[1], size[0], size[1])
+
+
+def _resized_crop(image, draws, size):
+    """torchvision's RandomResizedCrop(size) of one image from its `draws` [attempts, 4]: the box
+    of `augment.resized_crop_boxes`, resized to `size` (bilinear, antialiased, as _resize_to)."""
+    shape = tf.shape(image)
+    top, left, h, w = tf.unstack(resized_crop_boxes(draws, shape[0], shape[1]))
+    return _resize_to(tf.image.crop_to_bounding_box(image, top, left, h, w), size)
 
 
 def make_bank(images, mean, std, augment_config: AugmentConfig):
