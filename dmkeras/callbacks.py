@@ -1,4 +1,5 @@
-"""Keras callbacks of a run: the learning-rate schedule and what a run writes as it goes."""
+"""Keras callbacks of a run: the learning-rate schedule, what a run writes as it goes, and the
+selection of each net's best-validation weights."""
 
 import csv
 import json
@@ -125,6 +126,97 @@ class RunRecorder(keras.callbacks.Callback):
             )
 
 
+class BestValidation(keras.callbacks.Callback):
+    """Model selection on a validation set, as the reference's Clothing1M script: each net keeps
+    the weights of its own best validation accuracy, and the result is their ensemble's test
+    accuracy.
+
+    Each epoch net k's validation accuracy (`val_acc_net1` / `val_acc_net2`, the net alone; `val_acc`
+    for the one-net baseline) is compared with its best so far; when strictly greater (a tie keeps
+    the earlier epoch, `metrics.best_epoch`) the net's weights are saved to
+    `workdir/best/net{k}.weights.h5` (written to a temporary file, then `os.replace`d) and
+    `best/best.json` records each net's epoch and accuracy. Net 1 and net 2 are selected
+    independently, as the reference saves each net when its own accuracy improves.
+
+    Resume: the best so far is recomputed from the restored history (`recorder.history` when
+    training begins), and the files are the ones the checkpoint kept: `checkpoint.EpochCheckpoint`
+    with `keep=("best",)` copies best/ into every checkpoint and `checkpoint.restore_kept` puts it
+    back, so weights saved after the last complete checkpoint by an interrupted run never replace
+    the right ones.
+
+    At the end of training (also after an early stop, `model.stop_training`): each net's best
+    weights are loaded, the test set is evaluated (`self.test_selected`: acc, acc_net1, acc_net2,
+    as `model.accuracy`; `test_acc_selected` is its ensemble accuracy, summary.json's
+    test_acc_val_selected), and the last weights are put back. So the nets saved at the end of a
+    run (net1.keras, net2.keras, and what `launch.export` exports) are the last epoch's, as
+    without a validation set; the selected weights stay in best/.
+    """
+
+    DIR = "best"
+
+    def __init__(self, workdir: str, test_data, recorder: "RunRecorder", verbose: int = 1):
+        super().__init__()
+        self.workdir, self.test_data, self.recorder, self.verbose = workdir, test_data, recorder, verbose
+        self.best: list[tuple[float | None, int | None]] = []
+        self.test_selected: dict | None = None
+
+    @property
+    def directory(self) -> str:
+        return os.path.join(self.workdir, self.DIR)
+
+    def weights_path(self, k: int) -> str:
+        return os.path.join(self.directory, f"net{k + 1}.weights.h5")
+
+    @property
+    def test_acc_selected(self) -> float | None:
+        return None if self.test_selected is None else self.test_selected.get("acc")
+
+    def _keys(self):
+        nets = self.model.nets
+        return [metrics.net_val_key(k, len(nets)) for k in range(len(nets))]
+
+    def on_train_begin(self, logs=None):
+        os.makedirs(self.directory, exist_ok=True)
+        self.best = [metrics.best_epoch(self.recorder.history, key) for key in self._keys()]
+        self.test_selected = None
+
+    def on_epoch_end(self, epoch, logs=None):
+        logs = logs or {}
+        improved = False
+        for k, (net, key) in enumerate(zip(self.model.nets, self._keys())):
+            value = logs.get(key)
+            if value is None or not math.isfinite(value):
+                continue
+            if self.best[k][0] is None or value > self.best[k][0]:
+                tmp = os.path.join(self.directory, f"net{k + 1}.tmp.weights.h5")  # Keras wants .weights.h5
+                net.save_weights(tmp)
+                os.replace(tmp, self.weights_path(k))
+                self.best[k] = (float(value), int(logs.get("epoch", epoch + 1)))
+                improved = True
+        if improved:
+            write_json_atomic(
+                os.path.join(self.directory, "best.json"),
+                {f"net{k + 1}": {"epoch": e, "val_acc": v} for k, (v, e) in enumerate(self.best)},
+            )
+
+    def on_train_end(self, logs=None):
+        nets = self.model.nets
+        paths = [self.weights_path(k) for k in range(len(nets))]
+        if not all(os.path.isfile(p) for p in paths) or any(e is None for _, e in self.best):
+            return
+        last = [net.get_weights() for net in nets]
+        try:
+            for net, path in zip(nets, paths):
+                net.load_weights(path)
+            self.test_selected = self.model.accuracy(self.test_data)
+        finally:
+            for net, weights in zip(nets, last):
+                net.set_weights(weights)
+        if self.verbose:
+            epochs = ", ".join(f"net {k + 1} epoch {e} (val {100 * v:.2f}%)" for k, (v, e) in enumerate(self.best))
+            print(f"best-validation nets: {epochs}; their ensemble's test acc {100 * self.test_acc_selected:.2f}%", flush=True)
+
+
 def _csv_value(value):
     if value is None:
         return ""
@@ -147,6 +239,8 @@ def epoch_line(logs: dict, epochs: int) -> str:
         parts.append("labeled " + "/".join(f"{logs[k]:.0f}" for k in ("net1_labeled", "net2_labeled") if k in logs))
     if "net1_auc" in logs:
         parts.append("AUC " + "/".join(f"{logs[k]:.3f}" for k in ("net1_auc", "net2_auc") if k in logs))
+    if "val_acc" in logs:
+        parts.append(f"val acc {pct('val_acc')}%" + (f" (net1 {pct('val_acc_net1')}, net2 {pct('val_acc_net2')})" if "val_acc_net1" in logs else ""))
     test = f"test acc {pct('test_acc')}%"
     if "test_acc_net1" in logs:
         test += f" (net1 {pct('test_acc_net1')}, net2 {pct('test_acc_net2')})"

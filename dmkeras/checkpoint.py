@@ -9,6 +9,13 @@ Writing is atomic at the directory level: the new checkpoint is written to `chec
 `state.json` last; then `checkpoint/` is renamed to `checkpoint.old/`, `checkpoint.tmp/` to
 `checkpoint/`, and `checkpoint.old/` removed. A process killed at any point leaves either
 `checkpoint/` or `checkpoint.old/` complete, and `latest` picks the complete one.
+
+Files a run keeps outside the checkpoint but must resume with (the best-validation weights of
+`callbacks.BestValidation` in `best/`) are copied into it (`keep`), so they are the files as they
+were at that epoch's end, and `restore_kept` copies them back. A file unchanged since the previous
+checkpoint (same size and modification time; copies keep the time) is hard-linked to that
+checkpoint's copy instead of copied again: only checkpoint files are linked together, and nothing
+writes them in place.
 """
 
 import json
@@ -47,7 +54,31 @@ def latest(workdir: str) -> str | None:
     return None
 
 
-def save(workdir: str, model, codivide, history: list[dict], elapsed_s: float) -> None:
+KEPT = "kept"
+
+
+def _same_file(a: str, b: str) -> bool:
+    try:
+        sa, sb = os.stat(a), os.stat(b)
+    except OSError:
+        return False
+    return sa.st_size == sb.st_size and sa.st_mtime_ns == sb.st_mtime_ns
+
+
+def _keep_file(src: str, dst: str, previous: str) -> None:
+    """Copy src to dst, or hard-link the previous checkpoint's copy when src has not changed."""
+    if _same_file(src, previous):
+        try:
+            os.link(previous, dst)
+            return
+        except OSError:  # a filesystem without hard links
+            pass
+    shutil.copy2(src, dst)
+
+
+def save(workdir: str, model, codivide, history: list[dict], elapsed_s: float, keep=()) -> None:
+    """Write the checkpoint of the epochs in `history`; `keep`: sub-directories of workdir whose
+    files go into it as they are now (see `restore_kept`)."""
     tmp = os.path.join(workdir, "checkpoint.tmp")
     shutil.rmtree(tmp, ignore_errors=True)
     os.makedirs(tmp)
@@ -60,6 +91,14 @@ def save(workdir: str, model, codivide, history: list[dict], elapsed_s: float) -
         for i, losses in enumerate(loss_history.entries):
             arrays[f"losses{k + 1}_{i}"] = losses
     np.savez(os.path.join(tmp, "arrays.npz"), **arrays)
+    for name in keep:
+        source = os.path.join(workdir, name)
+        if os.path.isdir(source):
+            os.makedirs(os.path.join(tmp, KEPT, name))
+            for entry in sorted(os.listdir(source)):
+                if ".tmp" not in entry and os.path.isfile(os.path.join(source, entry)):  # not a half-written file
+                    _keep_file(os.path.join(source, entry), os.path.join(tmp, KEPT, name, entry),
+                               os.path.join(workdir, "checkpoint", KEPT, name, entry))
     _pause_for_tests(len(history), "files")
     state = {
         "epoch": len(history),
@@ -93,12 +132,25 @@ def restore(path: str, model, codivide) -> dict:
     return state
 
 
-class EpochCheckpoint(keras.callbacks.Callback):
-    """Saves a checkpoint at the end of every epoch (after `recorder` has logged the epoch)."""
+def restore_kept(path: str, workdir: str, name: str) -> None:
+    """Make workdir/name hold exactly the files checkpoint `path` kept of it (none when it kept
+    none: a checkpoint written before the run had them)."""
+    target = os.path.join(workdir, name)
+    shutil.rmtree(target, ignore_errors=True)
+    os.makedirs(target)
+    source = os.path.join(path, KEPT, name)
+    if os.path.isdir(source):
+        for entry in sorted(os.listdir(source)):
+            shutil.copy2(os.path.join(source, entry), os.path.join(target, entry))
 
-    def __init__(self, workdir: str, codivide, recorder):
+
+class EpochCheckpoint(keras.callbacks.Callback):
+    """Saves a checkpoint at the end of every epoch (after `recorder` has logged the epoch, and
+    after the callbacks that write the `keep` directories)."""
+
+    def __init__(self, workdir: str, codivide, recorder, keep=()):
         super().__init__()
-        self.workdir, self.codivide, self.recorder = workdir, codivide, recorder
+        self.workdir, self.codivide, self.recorder, self.keep = workdir, codivide, recorder, tuple(keep)
 
     def on_epoch_end(self, epoch, logs=None):
-        save(self.workdir, self.model, self.codivide, self.recorder.history, self.recorder.elapsed_s)
+        save(self.workdir, self.model, self.codivide, self.recorder.history, self.recorder.elapsed_s, keep=self.keep)

@@ -44,12 +44,12 @@ class TrainConfig:
     test_fraction: float = _field(0.2, "folder:/csv: without a test split: stratified hold-out fraction")
     skip_unreadable: bool = _field(False, "skip unreadable or missing image files (counted) instead of stopping")
     stream: bool = _field(False, "folder/csv/clothing1m/webvision: decode images from disk batch by batch instead of holding them in memory")
-    resize_shorter: int = _field(0, "with --stream: resize the shorter side to this, then crop --image_size (random for training, centred for testing), as the reference's Resize + RandomCrop")
+    resize_shorter: int = _field(0, "with --stream: resize the shorter side to this, then crop --image_size (random or random-resized for training, centred for testing), as the reference's Resize + RandomCrop / RandomResizedCrop")
     extra_test_dataset: str = _field("", "a second test set evaluated every epoch (logged as extra_test_acc): folder:PATH, csv:FILE or ilsvrc12:ROOT (ImageNet val of the WebVision classes)")
     num_batches: int = _field(0, "sample this many batches of training images per net each epoch, class-balanced (the reference's Clothing1M setting: 1000); 0 = the whole set")
     train_limit: int = _field(0, 'use only the first N training samples (0 = all)')
     test_limit: int = _field(0, 'use only the first N test samples (0 = all)')
-    augment: str = _field("crop,flip", 'comma list of crop, flip; or none')
+    augment: str = _field("crop,flip", 'comma list of crop (pad + random crop), resized_crop (torchvision RandomResizedCrop), flip; or none')
     pad: int = _field(4, 'padding of the random crop')
 
     # noise

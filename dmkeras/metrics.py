@@ -18,6 +18,9 @@ CSV_COLUMNS = [
     "net2_loss_x",
     "net2_loss_u",
     "net2_penalty",
+    "val_acc",
+    "val_acc_net1",
+    "val_acc_net2",
     "test_acc",
     "test_acc_net1",
     "test_acc_net2",
@@ -42,8 +45,51 @@ def _finite(values):
     return [v for v in values if v is not None and isinstance(v, (int, float)) and math.isfinite(v)]
 
 
-def summarize(history: list[dict], *, num_samples: int, noise_rate_actual: float, wall_time_s: float, epochs: int) -> dict:
-    """summary.json: best / last-10 ensemble test accuracy and the last epoch's division figures.
+def best_epoch(history: list[dict], key: str) -> tuple[float | None, int | None]:
+    """(best value, its epoch) of `key` over the epochs of `history` that log it, as the
+    reference keeps a net's best validation accuracy: a later epoch wins only when strictly
+    better, so a tie keeps the earlier epoch. (None, None) when no epoch logs it."""
+    best, epoch = None, None
+    for h in history:
+        value = h.get(key)
+        if value is None or not isinstance(value, (int, float)) or not math.isfinite(value):
+            continue
+        if best is None or value > best:
+            best, epoch = value, int(h["epoch"])
+    return best, epoch
+
+
+def net_val_key(k: int, num_nets: int) -> str:
+    """The validation accuracy of net k (0-based) in the epoch logs: val_acc_net1 / val_acc_net2
+    with two nets, val_acc (the net alone) for the one-net standard baseline."""
+    return "val_acc" if num_nets == 1 else f"val_acc_net{k + 1}"
+
+
+def validation_summary(history: list[dict], test_acc_val_selected: float | None = None) -> dict:
+    """The validation figures of summary.json (all None without a validation set).
+
+    val_acc_best / val_best_epoch: the ensemble's best validation accuracy and its epoch
+    (1-based, as metrics.csv), test_acc_at_val_best the test accuracy logged at that epoch;
+    val_acc_best_net{k} / val_best_epoch_net{k}: each net's own, the epochs whose weights
+    callbacks.BestValidation keeps; test_acc_val_selected: the test accuracy of the ensemble of
+    those weights (the reference's Clothing1M figure), measured at the end of training.
+    """
+    best, epoch = best_epoch(history, "val_acc")
+    at_best = next((h.get("test_acc") for h in history if int(h["epoch"]) == epoch), None) if epoch is not None else None
+    two_nets = any("val_acc_net2" in h for h in history)
+    out = {"val_acc_best": best, "val_best_epoch": epoch, "test_acc_at_val_best": at_best}
+    for k in range(2):
+        value, at = best_epoch(history, net_val_key(k, 2 if two_nets else 1)) if (k == 0 or two_nets) else (None, None)
+        out.update({f"val_acc_best_net{k + 1}": value, f"val_best_epoch_net{k + 1}": at})
+    out["test_acc_val_selected"] = test_acc_val_selected if best is not None else None
+    return out
+
+
+def summarize(history: list[dict], *, num_samples: int, noise_rate_actual: float, wall_time_s: float, epochs: int,
+              test_acc_val_selected: float | None = None) -> dict:
+    """summary.json: best / last-10 ensemble test accuracy and the last epoch's division figures,
+    and with a validation set its figures (`validation_summary`; `test_acc_val_selected` is
+    measured by callbacks.BestValidation at the end of training, None before).
 
     division_auc_last and labeled_fraction_last average the two nets' divisions of the last
     epoch that made one (None when there was none, or when the true labels are unknown).
@@ -64,6 +110,7 @@ def summarize(history: list[dict], *, num_samples: int, noise_rate_actual: float
         "test_acc_last": float(np.mean(accuracies[-LAST_EPOCHS:])) if accuracies else None,
         "test_acc_final": accuracies[-1] if accuracies else None,
         **extra,
+        **validation_summary(history, test_acc_val_selected),
         "division_auc_last": float(np.mean(aucs)) if aucs else None,
         "labeled_fraction_last": float(np.mean(labeled)) / divided_size if labeled else None,
         "noise_rate_actual": noise_rate_actual,

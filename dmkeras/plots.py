@@ -8,7 +8,8 @@ import numpy as np  # noqa: E402
 
 
 def training_curves(history: list[dict], num_samples: int, path: str) -> None:
-    """Test accuracy (ensemble and each net), division AUC and labeled fraction per epoch."""
+    """Test accuracy (ensemble and each net; the validation accuracy dashed when there is one),
+    division AUC and labeled fraction per epoch."""
     epochs = [h["epoch"] for h in history]
     divided = any("net1_labeled" in h for h in history)
     two_nets = any("test_acc_net2" in h for h in history)
@@ -19,7 +20,12 @@ def training_curves(history: list[dict], num_samples: int, path: str) -> None:
         values = [100 * h[key] if key in h else np.nan for h in history]
         if not np.all(np.isnan(values)):
             ax.plot(epochs, values, label=label, lw=2 if key == "test_acc" else 1)
-    ax.set(xlabel="epoch", ylabel="test accuracy (%)", title="Test accuracy")
+    values = [100 * h["val_acc"] if "val_acc" in h else np.nan for h in history]
+    validated = not np.all(np.isnan(values))
+    if validated:  # the validation set's ensemble accuracy, dashed
+        ax.plot(epochs, values, "--", label="validation" + (" (ensemble)" if two_nets else ""), lw=1)
+    ax.set(xlabel="epoch", ylabel="accuracy (%)" if validated else "test accuracy (%)",
+           title="Test and validation accuracy" if validated else "Test accuracy")
     ax.grid(alpha=0.3)
     ax.legend()
     if divided:

@@ -31,6 +31,7 @@ def train(
     seed: int = 0,
     verbose: int = 1,
     extra_test_data=None,
+    val_data=None,
 ):
     """Train `model` (DivideMixModel or StandardModel) and return the list of epoch logs.
 
@@ -38,6 +39,9 @@ def train(
     Each epoch: `codivide` plans the passes, every pass runs its compiled step over its
     pipeline, then the test set is evaluated (logged as test_acc, test_acc_net1, test_acc_net2,
     and test_acc_top5 with more than 5 classes), and `extra_test_data` if given (extra_test_acc...).
+    `val_data` (a validation set, as the reference's Clothing1M clean val list) is evaluated first
+    when given: val_acc (the ensemble), val_acc_net1 and val_acc_net2 (each net alone, what
+    callbacks.BestValidation selects on).
     """
     callback_list = keras.callbacks.CallbackList([codivide, *callbacks], model=model)
     history = []
@@ -53,6 +57,8 @@ def train(
             logs.update(
                 run_pass(model, epoch_pass, epoch=epoch, warm_up=codivide.warm_up, lambda_u=lambda_u, rampup_epochs=rampup_epochs, seed=seed, verbose=verbose)
             )
+        if val_data is not None:
+            logs.update({f"val_{k}": v for k, v in model.accuracy(val_data).items() if not k.startswith("acc_top")})
         logs.update({f"test_{k}": v for k, v in model.accuracy(test_data).items()})
         if extra_test_data is not None:
             logs.update({f"extra_test_{k}": v for k, v in model.accuracy(extra_test_data).items()})

@@ -171,6 +171,8 @@ def test_mirrored_strategy_on_two_cpu_devices_runs_end_to_end(tmp_path):
         (["--noise_mode=asym"], "needs --asym_map"),
         (["--asym_map=3:99", "--noise_mode=asym"], "99"),
         (["--strategy=multi_worker"], "TF_CONFIG environment variable, which is not set"),
+        (["--val_dataset=digits"], "--val_dataset must be folder:..., csv:..., npz:..., clothing1m:..., none or ''"),
+        (["--val_dataset=folder:/nonexistent/val"], "validation set folder:/nonexistent/val: image folder /nonexistent/val does not exist"),
     ],
 )
 def test_bad_flags_give_one_clear_line(flags, message, tmp_path):

@@ -2,7 +2,8 @@
 image files (a folder per class, a CSV list, the Clothing1M and WebVision layouts).
 
 `load_source(spec)` returns a :class:`SplitData` with uint8 images of shape (N, H, W, C), int64
-labels in [0, num_classes) and per-channel normalisation constants for images scaled to [0, 1].
+labels in [0, num_classes) and per-channel normalisation constants for images scaled to [0, 1],
+and the validation set when there is one (Clothing1M's clean validation list, or `val_spec`).
 Every problem with the user's data raises :class:`dmkeras.errors.DmkerasError`.
 """
 
@@ -18,11 +19,13 @@ from dmkeras.data.images import (IMAGE_EXTENSIONS, FileImages, check_image_files
                                  read_images)
 from dmkeras.errors import DmkerasError
 
-__all__ = ["SplitData", "load_source", "load_extra_test", "CIFAR10_N_LABELS", "NORMALISATION", "SPEC_FORMS",
-           "IMAGE_SPEC_FORMS", "CLOTHING1M_CLASSES"]
+__all__ = ["SplitData", "load_source", "load_extra_test", "load_validation", "CIFAR10_N_LABELS", "NORMALISATION",
+           "SPEC_FORMS", "IMAGE_SPEC_FORMS", "VAL_SPEC_FORMS", "CLOTHING1M_CLASSES", "CLOTHING1M_VAL_LIST"]
 
 SPEC_FORMS = "'digits', 'npz:PATH' or 'tfds:NAME'"
 IMAGE_SPEC_FORMS = "'folder:PATH', 'csv:FILE', 'clothing1m:ROOT' or 'webvision:ROOT'"
+VAL_SPEC_FORMS = "'folder:PATH', 'csv:FILE', 'npz:PATH', 'clothing1m:ROOT' or 'none'"
+VAL_KINDS = ("folder", "csv", "npz", "clothing1m")  # as dmkeras.config.VAL_KINDS
 
 # (mean, std) per channel for images in [0, 1], as in the reference's transforms.Normalize.
 _CIFAR10_NORM = ((0.4914, 0.4822, 0.4465), (0.2023, 0.1994, 0.2010))
@@ -52,6 +55,7 @@ _IMAGE_KINDS = ("folder", "csv", "clothing1m", "webvision")
 # Clothing1M's category_names_eng.txt (used when ROOT has no such file).
 CLOTHING1M_CLASSES = ("T-Shirt", "Shirt", "Knitwear", "Chiffon", "Sweater", "Hoodie", "Windbreaker",
                       "Jacket", "Downcoat", "Suit", "Shawl", "Dress", "Vest", "Underwear")
+CLOTHING1M_VAL_LIST = "clean_val_key_list.txt"  # the clean validation list, labeled by clean_label_kv.txt
 _WEBVISION_CLASSES = 50  # DivideMix trains on the first 50 WebVision classes
 _SHOW = 5  # examples named in messages
 
@@ -64,6 +68,9 @@ class SplitData:
     human noisy labels). `y_train_clean` holds the true training labels when the source has
     separate ones (cifar10_n / cifar100_n: the original CIFAR label; npz: optional key); it is
     None for ordinary clean sources, whose `y_train` is the ground truth.
+
+    `x_val` / `y_val` are the validation set (clean labels, images like x_test: uint8 arrays or
+    FileImages) when there is one (Clothing1M's clean_val_key_list.txt, or `val_spec`), else None.
     """
 
     name: str
@@ -76,6 +83,8 @@ class SplitData:
     std: tuple[float, ...]
     y_train_clean: np.ndarray | None = None
     class_names: list[str] | None = None
+    x_val: np.ndarray | FileImages | None = None
+    y_val: np.ndarray | None = None
 
     @property
     def image_shape(self) -> tuple[int, int, int]:
@@ -90,7 +99,7 @@ class SplitData:
 def load_source(spec: str, *, tfds_label: str | None = None, data_dir: str | None = None,
                 num_classes: int | None = None, image_size=None, test_spec: str | None = None,
                 test_fraction: float = 0.2, skip_unreadable: bool = False, seed: int = 0,
-                stream: bool = False, resize_shorter: int = 0) -> SplitData:
+                stream: bool = False, resize_shorter: int = 0, val_spec: str | None = None) -> SplitData:
     """Loads ``digits``, ``npz:PATH``, ``tfds:NAME`` or image files.
 
     Image file specs (decoded by :func:`dmkeras.data.images.read_images`):
@@ -105,6 +114,8 @@ def load_source(spec: str, *, tfds_label: str | None = None, data_dir: str | Non
     - ``clothing1m:ROOT``: Clothing1M's lists (noisy_label_kv.txt, noisy_train_key_list.txt,
       clean_label_kv.txt, clean_test_key_list.txt); 14 classes; training labels are the noisy
       ones, y_train_clean the clean ones when clean_label_kv.txt labels every training image.
+      When ROOT has clean_val_key_list.txt, its images (labels from clean_label_kv.txt) are the
+      validation set x_val / y_val, as the reference's Clothing1M script (unless val_spec).
     - ``webvision:ROOT``: WebVision 1.0 (info/train_filelist_google.txt, info/val_filelist.txt
       with images in val_images_256/), keeping the classes below num_classes (default 50).
 
@@ -137,6 +148,12 @@ def load_source(spec: str, *, tfds_label: str | None = None, data_dir: str | Non
     resize_shorter: with stream, resize each image's shorter side to this and crop image_size
         (random crop for training, centre crop for testing), as the reference's Resize +
         RandomCrop / CenterCrop; 0 resizes straight to image_size. Image specs only.
+    val_spec: the validation set (x_val / y_val). None: automatic (clothing1m's
+        clean_val_key_list.txt when ROOT has it, none otherwise); ``none``: no validation set;
+        ``folder:PATH``, ``csv:FILE``, ``npz:PATH`` or ``clothing1m:ROOT``: see
+        :func:`load_validation` (any training source).
+        Validation images get the test-time treatment of the test split (stream, resize_shorter,
+        skip_unreadable alike).
     """
     if not isinstance(spec, str):
         raise DmkerasError(f"data source must be a string ({SPEC_FORMS}), got {spec!r}")
@@ -145,6 +162,28 @@ def load_source(spec: str, *, tfds_label: str | None = None, data_dir: str | Non
             raise DmkerasError(f"num_classes must be a positive integer, got {num_classes!r}")
         num_classes = int(num_classes)
     kind, _, rest = spec.partition(":")
+    check_val_spec(val_spec)
+    if val_spec is None and kind == "clothing1m" and rest:  # the reference's clean validation list, when there
+        if os.path.isfile(os.path.join(os.path.expanduser(rest), CLOTHING1M_VAL_LIST)):
+            val_spec = spec
+    val_listing = None
+    if val_spec is not None and val_spec.startswith("clothing1m:"):  # read now: a bad list fails before the images
+        val_listing = _clothing1m_val_listing(os.path.expanduser(val_spec.partition(":")[2]))
+    split = _load_split(spec, kind, rest, tfds_label=tfds_label, data_dir=data_dir, num_classes=num_classes,
+                        image_size=image_size, test_spec=test_spec, test_fraction=test_fraction,
+                        skip_unreadable=skip_unreadable, seed=seed, stream=stream, resize_shorter=resize_shorter)
+    if val_spec is None or val_spec == "none":
+        return split
+    options = dict(stream=stream, resize_shorter=resize_shorter, skip_unreadable=skip_unreadable)
+    if val_listing is not None:
+        x_val, y_val = _decode_listing(val_listing, split, f"validation set {val_spec}", **options)
+    else:
+        x_val, y_val = load_validation(val_spec, split, **options)
+    return dataclasses.replace(split, x_val=x_val, y_val=y_val)
+
+
+def _load_split(spec, kind, rest, *, tfds_label, data_dir, num_classes, image_size, test_spec, test_fraction,
+                skip_unreadable, seed, stream, resize_shorter) -> SplitData:
     if (stream or resize_shorter) and kind not in _IMAGE_KINDS:
         raise DmkerasError(f"stream / resize_shorter only apply to image file sources ({IMAGE_SPEC_FORMS}), not {spec!r}")
     if resize_shorter and not stream:
@@ -201,13 +240,87 @@ def load_extra_test(spec: str, split: SplitData, *, stream: bool = False, resize
         raise DmkerasError(f"extra test set must be 'folder:PATH', 'csv:FILE' or 'ilsvrc12:ROOT', got {spec!r}")
     if not listing.paths:
         raise DmkerasError(f"extra test set {spec} has no images")
-    _check_listing_range(listing, split.num_classes, f"extra test set {spec}")
+    return _decode_listing(listing, split, f"extra test set {spec}", stream=stream, resize_shorter=resize_shorter,
+                           skip_unreadable=skip_unreadable)
+
+
+def check_val_spec(spec) -> None:
+    """Raise DmkerasError unless `spec` is None or one of VAL_SPEC_FORMS."""
+    if spec is None or spec == "none":
+        return
+    kind, _, rest = spec.partition(":") if isinstance(spec, str) else ("", "", "")
+    if kind not in VAL_KINDS or not rest:
+        raise DmkerasError(f"validation set must be {VAL_SPEC_FORMS}, got {spec!r}")
+
+
+def load_validation(spec: str, split: SplitData, *, stream: bool = False, resize_shorter: int = 0,
+                    skip_unreadable: bool = False) -> tuple[np.ndarray | FileImages, np.ndarray]:
+    """A validation set for a model trained on `split` (any source): (images, labels) like
+    split.x_test / split.y_test.
+
+    spec: ``folder:PATH`` (class folders; a folder with ``val/`` gives that sub-folder) or ``csv:FILE``, classes matched to the training classes by name when
+    both are named, else labels as they are; images decoded to the split's size and channels (or
+    left on disk with stream, centre-cropped after resize_shorter as the test split).
+    ``npz:PATH``: the arrays ``x_val`` and ``y_val`` (without them ``x_test`` and ``y_test``),
+    images of the split's shape. ``clothing1m:ROOT``: ROOT's clean_val_key_list.txt, labeled by
+    clean_label_kv.txt. Labels must be training classes.
+    """
+    check_val_spec(spec)
+    if spec == "none":
+        raise DmkerasError("load_validation: 'none' is no validation set")
+    kind, _, rest = spec.partition(":")
+    path = os.path.expanduser(rest)
+    what = f"validation set {spec}"
+    options = dict(stream=stream, resize_shorter=resize_shorter, skip_unreadable=skip_unreadable)
+    if kind == "npz":
+        return _npz_validation(path, split, what)
+    if kind == "clothing1m":
+        return _decode_listing(_clothing1m_val_listing(path), split, what, **options)
+    if kind == "folder":
+        if not os.path.isdir(path):
+            raise DmkerasError(f"{what}: image folder {path} does not exist or is not a folder")
+        sub = os.path.join(path, "val")
+        listing = _scan_classes(sub if os.path.isdir(sub) and _visible_subdirs(sub) else path)
+    else:
+        listing = _csv_listing(path)
+    if split.class_names and listing.named:
+        listing = _map_classes(listing, list(split.class_names), what)
+    return _decode_listing(listing, split, what, **options)
+
+
+def _decode_listing(listing, split: SplitData, what: str, *, stream, resize_shorter, skip_unreadable):
+    """(images, labels) of a held-out listing for a model trained on `split`: labels checked against
+    its classes, images decoded to its size and channels (or left on disk with stream)."""
+    _check_listing_range(listing, split.num_classes, what)
     height, width, channels = split.image_shape
     images, kept = _images_of(listing.paths, (height, width), stream=stream, resize_shorter=resize_shorter,
                               skip_unreadable=skip_unreadable, channels=channels)
     if not kept.any():
-        raise DmkerasError(f"extra test set {spec}: no readable image")
+        raise DmkerasError(f"{what}: no readable image")
     return images, listing.labels[kept]
+
+
+def _npz_validation(path: str, split: SplitData, what: str) -> tuple[np.ndarray, np.ndarray]:
+    if not os.path.isfile(path):
+        raise DmkerasError(f"{what}: npz file {path} does not exist")
+    try:
+        with np.load(path, allow_pickle=False) as z:
+            keys = ("x_val", "y_val") if {"x_val", "y_val"} <= set(z.files) else ("x_test", "y_test")
+            if not set(keys) <= set(z.files):
+                raise DmkerasError(f"{what}: npz file {path} has neither x_val, y_val nor x_test, y_test "
+                                   f"(has: {', '.join(sorted(z.files)) or 'none'})")
+            x, y = z[keys[0]], z[keys[1]]
+    except DmkerasError:
+        raise
+    except Exception as e:  # zipfile.BadZipFile, pickled object arrays, truncated files ...
+        raise DmkerasError(f"{what}: cannot read npz file {path}: {type(e).__name__}: {e}") from e
+    x = _images_to_uint8(x, f"{what} {keys[0]}")
+    y = _labels_to_int64(y, f"{what} {keys[1]}")
+    _check_lengths(x, y, what)
+    if tuple(x.shape[1:]) != tuple(split.image_shape):
+        raise DmkerasError(f"{what}: images have shape {tuple(x.shape[1:])}, the training images {tuple(split.image_shape)}")
+    _check_range(y, split.num_classes, what)
+    return x, y
 
 
 # --------------------------------------------------------------------------------------------
@@ -825,6 +938,21 @@ def _clothing1m_listing(root: str, num_classes: int) -> tuple[_Listing, _Listing
     test = _Listing([os.path.join(root, k) for k in test_keys],
                     np.array([clean[k] for k in test_keys], dtype=np.int64), names)
     return train, test
+
+
+def _clothing1m_val_listing(root: str) -> _Listing:
+    """ROOT's clean_val_key_list.txt with the clean labels of clean_label_kv.txt (the reference's
+    'val' loader)."""
+    _require_files(root, (CLOTHING1M_VAL_LIST, "clean_label_kv.txt"), "clothing1m")
+    clean = dict(zip(*_read_label_list(os.path.join(root, "clean_label_kv.txt"))))
+    keys = _read_key_list(os.path.join(root, CLOTHING1M_VAL_LIST))
+    unlabeled = [k for k in keys if k not in clean]
+    if unlabeled:
+        raise DmkerasError(
+            f"clothing1m: {len(unlabeled)} image(s) of {CLOTHING1M_VAL_LIST} have no label in clean_label_kv.txt: "
+            f"{_examples(unlabeled)}"
+        )
+    return _Listing([os.path.join(root, k) for k in keys], np.array([clean[k] for k in keys], dtype=np.int64))
 
 
 def _webvision_listing(root: str, num_classes: int) -> tuple[_Listing, _Listing]:

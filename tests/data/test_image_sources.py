@@ -242,9 +242,11 @@ def write_lines(path, lines):
         f.write("".join(f"{line}\n" for line in lines))
 
 
-def make_clothing1m(root, digits, *, clean_for_all_train):
-    noisy, clean, train_keys, test_keys = [], [], [], []
-    for k in range(12):
+def make_clothing1m(root, digits, *, clean_for_all_train, num_val=4):
+    """Images 0-7 train (noisy labels), 8-11 test, 12 .. 12 + num_val - 1 the clean validation list
+    (clean_val_key_list.txt; not written when num_val is 0); true label k % 4."""
+    noisy, clean, train_keys, test_keys, val_keys = [], [], [], [], []
+    for k in range(12 + num_val):
         key = f"images/{k % 3}/{k}.jpg"
         write(root / key, rgb(digits, k))
         true = k % 4
@@ -254,13 +256,14 @@ def make_clothing1m(root, digits, *, clean_for_all_train):
             if clean_for_all_train or k < 3:
                 clean.append(f"{key} {true}")
         else:
-            test_keys.append(key)
+            (test_keys if k < 12 else val_keys).append(key)
             clean.append(f"{key} {true}")
     write_lines(root / "noisy_label_kv.txt", noisy)
     write_lines(root / "clean_label_kv.txt", clean)
     write_lines(root / "noisy_train_key_list.txt", train_keys)
     write_lines(root / "clean_test_key_list.txt", test_keys)
-    write_lines(root / "clean_val_key_list.txt", ["images/0/does_not_exist.jpg"])  # ignored
+    if num_val:
+        write_lines(root / "clean_val_key_list.txt", val_keys)
 
 
 def test_clothing1m_layout(tmp_path, digits):
@@ -278,6 +281,64 @@ def test_clothing1m_layout(tmp_path, digits):
     data = load_source(f"clothing1m:{tmp_path / 'full'}", image_size=(8, 8))
     np.testing.assert_array_equal(data.y_train_clean, truth[:8])
     assert data.image_shape == (8, 8, 3)
+
+
+def test_clothing1m_clean_val_list_is_the_validation_set(tmp_path, digits, capsys):
+    root = tmp_path / "c1m"
+    make_clothing1m(root, digits, clean_for_all_train=False, num_val=5)
+    data = load_source(f"clothing1m:{root}", image_size=(8, 8))
+    np.testing.assert_array_equal(data.y_val, np.arange(12, 17) % 4)  # clean labels, from clean_label_kv.txt
+    assert data.x_val.shape == (5, 8, 8, 3) and data.x_val.dtype == np.uint8
+    np.testing.assert_array_equal(data.x_val[0], read_images([str(root / "images/0/12.jpg")], (8, 8), channels=3)[0][0])
+    assert load_source(f"clothing1m:{root}", val_spec="none").x_val is None
+    streamed = load_source(f"clothing1m:{root}", image_size=(12, 12), stream=True, resize_shorter=16)
+    assert streamed.x_val.shape == (5, 12, 12, 3) and streamed.x_val.resize_shorter == 16  # as the test split
+
+    make_clothing1m(tmp_path / "old", digits, clean_for_all_train=False, num_val=0)  # no val list: none
+    assert load_source(f"clothing1m:{tmp_path / 'old'}").x_val is None
+
+    write_lines(root / "clean_val_key_list.txt", ["images/0/12.jpg", "images/0/unknown.jpg"])
+    with pytest.raises(DmkerasError, match="1 image.s. of clean_val_key_list.txt have no label in clean_label_kv.txt: images/0/unknown.jpg"):
+        load_source(f"clothing1m:{root}")
+    lines = (root / "clean_label_kv.txt").read_text().splitlines() + ["images/0/unknown.jpg 1"]
+    write_lines(root / "clean_label_kv.txt", lines)  # labeled now, but the file is missing
+    with pytest.raises(DmkerasError, match="unknown.jpg"):
+        load_source(f"clothing1m:{root}")
+    with pytest.raises(DmkerasError, match="do not exist.*unknown.jpg"):
+        load_source(f"clothing1m:{root}", image_size=(12, 12), stream=True)
+    capsys.readouterr()
+    data = load_source(f"clothing1m:{root}", image_size=(8, 8), skip_unreadable=True)
+    assert data.y_val.tolist() == [0] and "skipped 1 unreadable image" in capsys.readouterr().out
+
+
+def test_validation_set_of_any_source(tmp_path, digits):
+    split = load_source("digits")
+    make_class_tree(tmp_path / "val", digits, {"3": 3, "7": 7}, 3)  # 16x16 PNGs: resized to the 8x8 digits
+    data = load_source("digits", val_spec=f"folder:{tmp_path / 'val'}")
+    assert data.x_val.shape == (6, 8, 8, 1) and data.y_val.tolist() == [3, 3, 3, 7, 7, 7]  # by class name
+    np.testing.assert_array_equal(data.x_test, split.x_test)
+    make_class_tree(tmp_path / "nested" / "val", digits, {"5": 5}, 2)
+    assert load_source("digits", val_spec=f"folder:{tmp_path / 'nested'}").y_val.tolist() == [5, 5]  # its val/
+    (tmp_path / "val.csv").write_text("val/3/000.png,3\nval/7/001.png,7\n")
+    assert load_source("digits", val_spec=f"csv:{tmp_path / 'val.csv'}").y_val.tolist() == [3, 7]
+    np.savez(tmp_path / "v.npz", x_val=split.x_test[:4], y_val=split.y_test[:4])
+    np.testing.assert_array_equal(load_source("digits", val_spec=f"npz:{tmp_path / 'v.npz'}").x_val, split.x_test[:4])
+    np.savez(tmp_path / "t.npz", x_test=split.x_test[:3], y_test=split.y_test[:3], x_train=split.x_test[:1])
+    assert load_source("digits", val_spec=f"npz:{tmp_path / 't.npz'}").y_val.tolist() == split.y_test[:3].tolist()
+
+    with pytest.raises(DmkerasError, match="validation set must be 'folder:PATH', 'csv:FILE', 'npz:PATH'"):
+        load_source("digits", val_spec="digits")
+    with pytest.raises(DmkerasError, match="does not exist"):
+        load_source("digits", val_spec=f"folder:{tmp_path / 'missing'}")
+    make_class_tree(tmp_path / "odd", digits, {"z": 3}, 1)
+    with pytest.raises(DmkerasError, match="lacks: z"):
+        load_source("digits", val_spec=f"folder:{tmp_path / 'odd'}")
+    np.savez(tmp_path / "big.npz", x_val=np.zeros((2, 9, 9, 1), np.uint8), y_val=np.zeros(2, int))
+    with pytest.raises(DmkerasError, match=r"shape \(9, 9, 1\), the training images \(8, 8, 1\)"):
+        load_source("digits", val_spec=f"npz:{tmp_path / 'big.npz'}")
+    np.savez(tmp_path / "labels.npz", x_val=split.x_test[:2], y_val=np.array([0, 10]))
+    with pytest.raises(DmkerasError, match="outside"):
+        load_source("digits", val_spec=f"npz:{tmp_path / 'labels.npz'}")
 
 
 def test_clothing1m_missing_lists_are_named(tmp_path, digits):
