@@ -30,9 +30,11 @@ class TrainConfig:
     """Every setting of a run. Defaults are the paper's CIFAR-10 settings where it has one."""
 
     # data
-    dataset: str = _field("digits", 'digits | npz:PATH | tfds:NAME')
+    dataset: str = _field("digits", "digits | npz:PATH | tfds:NAME | fashion_mnist (its IDX files in --data_dir, "
+                          "/usr/share/datasets/fashion-mnist or ~/.keras/datasets/fashion-mnist) | idx:DIR (an MNIST-format "
+                          "folder, optional classes.txt) | folder:PATH | csv:FILE | clothing1m:ROOT | webvision:ROOT")
     tfds_label: str = _field("", 'label column for cifar10_n / cifar100_n ("" = the dataset\'s default)')
-    data_dir: str = _field("", 'tensorflow-datasets data_dir ("" = tfds default)')
+    data_dir: str = _field("", 'tensorflow-datasets data_dir ("" = tfds default); fashion_mnist looks for its IDX files there first')
     image_size: str = _field("", "H,W: resize the images of folder/csv/clothing1m/webvision sources ('' = native)")
     test_dataset: str = _field("", "a separate test split for folder:/csv: sources (same forms as --dataset)")
     val_dataset: str = _field(

@@ -1,5 +1,6 @@
-"""Image classification data sources: scikit-learn digits, npz files, tensorflow-datasets and
-image files (a folder per class, a CSV list, the Clothing1M and WebVision layouts).
+"""Image classification data sources: scikit-learn digits, npz files, tensorflow-datasets, IDX
+files (Fashion-MNIST, any MNIST-format folder) and image files (a folder per class, a CSV list,
+the Clothing1M and WebVision layouts).
 
 `load_source(spec)` returns a :class:`SplitData` with uint8 images of shape (N, H, W, C), int64
 labels in [0, num_classes) and per-channel normalisation constants for images scaled to [0, 1],
@@ -15,14 +16,17 @@ import os
 
 import numpy as np
 
+from dmkeras.data import idx
 from dmkeras.data.images import (IMAGE_EXTENSIONS, FileImages, check_image_files, check_image_size, is_image_file,
                                  read_images)
 from dmkeras.errors import DmkerasError
 
 __all__ = ["SplitData", "load_source", "load_extra_test", "load_validation", "CIFAR10_N_LABELS", "NORMALISATION",
-           "SPEC_FORMS", "IMAGE_SPEC_FORMS", "VAL_SPEC_FORMS", "CLOTHING1M_CLASSES", "CLOTHING1M_VAL_LIST"]
+           "SPEC_FORMS", "IDX_SPEC_FORMS", "IMAGE_SPEC_FORMS", "VAL_SPEC_FORMS", "CLOTHING1M_CLASSES",
+           "CLOTHING1M_VAL_LIST"]
 
 SPEC_FORMS = "'digits', 'npz:PATH' or 'tfds:NAME'"
+IDX_SPEC_FORMS = "'fashion_mnist' or 'idx:DIR'"
 IMAGE_SPEC_FORMS = "'folder:PATH', 'csv:FILE', 'clothing1m:ROOT' or 'webvision:ROOT'"
 VAL_SPEC_FORMS = "'folder:PATH', 'csv:FILE', 'npz:PATH', 'clothing1m:ROOT' or 'none'"
 VAL_KINDS = ("folder", "csv", "npz", "clothing1m")  # as dmkeras.config.VAL_KINDS
@@ -100,7 +104,20 @@ def load_source(spec: str, *, tfds_label: str | None = None, data_dir: str | Non
                 num_classes: int | None = None, image_size=None, test_spec: str | None = None,
                 test_fraction: float = 0.2, skip_unreadable: bool = False, seed: int = 0,
                 stream: bool = False, resize_shorter: int = 0, val_spec: str | None = None) -> SplitData:
-    """Loads ``digits``, ``npz:PATH``, ``tfds:NAME`` or image files.
+    """Loads ``digits``, ``npz:PATH``, ``tfds:NAME``, IDX files or image files.
+
+    IDX file specs (the MNIST format, read by :mod:`dmkeras.data.idx`; uint8 (N, 28, 28, 1)
+    images for the MNIST family, mean / std estimated from the training images):
+
+    - ``fashion_mnist``: Fashion-MNIST's four original files (train-images-idx3-ubyte.gz,
+      train-labels-idx1-ubyte.gz, t10k-images-idx3-ubyte.gz, t10k-labels-idx1-ubyte.gz, gzipped
+      or not), looked for in data_dir, data_dir/fashion-mnist, then
+      /usr/share/datasets/fashion-mnist (Debian's dataset-fashion-mnist package) and
+      ~/.keras/datasets/fashion-mnist (Keras' download cache); nothing is downloaded. 10 classes,
+      named (T-shirt/top, Trouser, ... Ankle boot).
+    - ``idx:DIR``: any folder with those four file names (MNIST, KMNIST ...). Class names from
+      DIR/classes.txt (one per line; the number of classes) when present, else "0", "1", ...
+      (max label + 1 classes).
 
     Image file specs (decoded by :func:`dmkeras.data.images.read_images`):
 
@@ -125,11 +142,12 @@ def load_source(spec: str, *, tfds_label: str | None = None, data_dir: str | Non
     tfds_label: for ``tfds:cifar10_n`` the noisy column (one of CIFAR10_N_LABELS, default
         worse_label); for ``tfds:cifar100_n`` only ``noise_label``; for other tfds datasets the
         label feature to use (default ``label``). Not allowed for other specs.
-    data_dir: tensorflow-datasets data directory (tfds specs only).
+    data_dir: tensorflow-datasets data directory (tfds specs), or the first folder searched for
+        fashion_mnist's files. Not allowed for other specs.
     num_classes: overrides the number of classes (labels are checked against it); by default
-        10 for digits, max label + 1 for npz and integer CSV labels, the label feature's class
-        count for tfds, the number of classes for folders and named CSV labels, 14 for
-        clothing1m, 50 for webvision.
+        10 for digits and fashion_mnist, max label + 1 for npz, idx (without classes.txt) and
+        integer CSV labels, the label feature's class count for tfds, the number of classes for
+        folders, named CSV labels and idx's classes.txt, 14 for clothing1m, 50 for webvision.
     image_size: (height, width) (or an int for squares) every image is resized to (bilinear,
         antialiased); None requires all images to have one size. Image specs only.
     test_spec: a ``folder:PATH`` or ``csv:FILE`` spec whose images are the test split instead
@@ -192,8 +210,12 @@ def _load_split(spec, kind, rest, *, tfds_label, data_dir, num_classes, image_si
         return _load_tfds(rest, tfds_label=tfds_label, data_dir=data_dir, num_classes=num_classes)
     if tfds_label is not None:
         raise DmkerasError(f"tfds_label={tfds_label!r} only applies to 'tfds:NAME' sources, not {spec!r}")
+    if spec == "fashion_mnist":
+        return _load_idx(spec, None, data_dir, num_classes)
     if data_dir is not None:
-        raise DmkerasError(f"data_dir only applies to 'tfds:NAME' sources, not {spec!r}")
+        raise DmkerasError(f"data_dir only applies to 'tfds:NAME' and 'fashion_mnist' sources, not {spec!r}")
+    if kind == "idx" and rest:
+        return _load_idx(spec, os.path.expanduser(rest), None, num_classes)
     if spec == "digits":
         return _load_digits(num_classes)
     if kind == "npz" and rest:
@@ -204,7 +226,8 @@ def _load_split(spec, kind, rest, *, tfds_label, data_dir, num_classes, image_si
             test_fraction=test_fraction, skip_unreadable=skip_unreadable, seed=seed,
             stream=stream, resize_shorter=resize_shorter,
         )
-    raise DmkerasError(f"unknown data source {spec!r}; expected {SPEC_FORMS}, or image files: {IMAGE_SPEC_FORMS}")
+    raise DmkerasError(f"unknown data source {spec!r}; expected {SPEC_FORMS}, IDX files: {IDX_SPEC_FORMS}, "
+                       f"or image files: {IMAGE_SPEC_FORMS}")
 
 
 def load_extra_test(spec: str, split: SplitData, *, stream: bool = False, resize_shorter: int = 0,
@@ -445,6 +468,40 @@ def _load_digits(num_classes: int | None) -> SplitData:
         10 if num_classes is None else num_classes,
         class_names=[str(int(t)) for t in digits.target_names],
     )
+
+
+# --------------------------------------------------------------------------------------------
+# IDX files: fashion_mnist, idx:DIR
+
+
+def _load_idx(spec: str, folder: str | None, data_dir: str | None, num_classes: int | None) -> SplitData:
+    """fashion_mnist (folder None: searched, see idx.find_fashion_mnist) or an MNIST-format folder."""
+    if folder is None:
+        name, folder = "fashion_mnist", idx.find_fashion_mnist(data_dir)
+        files, names = idx.folder_files(folder, spec), list(idx.FASHION_MNIST_CLASSES)
+        num_classes = len(names) if num_classes is None else num_classes
+    else:
+        name = "idx"
+        files = idx.folder_files(folder, spec)  # a missing folder or file fails before classes.txt is read
+        names = idx.read_class_names(folder)
+    x_train, y_train = idx.read_pair(files["train_images"], files["train_labels"])
+    x_test, y_test = idx.read_pair(files["test_images"], files["test_labels"])
+    x_train = _images_to_uint8(x_train, files["train_images"])
+    x_test = _images_to_uint8(x_test, files["test_images"])
+    y_train = _labels_to_int64(y_train, files["train_labels"])
+    y_test = _labels_to_int64(y_test, files["test_labels"])
+    if num_classes is None:
+        if names:
+            num_classes = len(names)
+            classes_file = os.path.join(folder, idx.CLASSES_FILE)
+            for y, role in ((y_train, "train_labels"), (y_test, "test_labels")):
+                if int(y.max()) >= num_classes:
+                    raise DmkerasError(f"{files[role]}: label {int(y.max())} but {classes_file} names {num_classes} classes")
+        else:
+            num_classes = int(max(y_train.max(), y_test.max())) + 1
+    class_names = list(names or [])[:num_classes]
+    class_names += [str(i) for i in range(len(class_names), num_classes)]
+    return _finish(name, x_train, y_train, x_test, y_test, num_classes, class_names=class_names)
 
 
 # --------------------------------------------------------------------------------------------
