@@ -9,6 +9,7 @@ own (--from_run, --thresholds, --retrain, --compare=cleanlab, ...); `--helpfull`
 
 import logging
 import os
+import sys
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
@@ -35,4 +36,4 @@ def main(argv):
 
 
 if __name__ == "__main__":
-    app.run(main)
+    app.run(main, argv=flags_util.expand_flagfiles(sys.argv))

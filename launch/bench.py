@@ -11,6 +11,7 @@ the TrainConfig fields of `dmkeras.bench.TRAIN_PASSTHROUGH` that TrainConfig has
 
 import dataclasses
 import os
+import sys
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
@@ -38,4 +39,4 @@ def main(argv):
 
 
 if __name__ == "__main__":
-    app.run(main)
+    app.run(main, argv=flags_util.expand_flagfiles(sys.argv))

@@ -1,6 +1,8 @@
-"""absl flags generated from a config dataclass, and the one-line error exit of every entry point."""
+"""absl flags generated from a config dataclass, flagfiles that work from any folder, and the
+one-line error exit of every entry point."""
 
 import dataclasses
+import os
 import sys
 import typing
 
@@ -36,3 +38,64 @@ def run_or_exit(fn, *args):
     except KeyboardInterrupt:
         print("interrupted: the run directory keeps every finished epoch", file=sys.stderr)
         sys.exit(130)
+
+
+CONFIG_DIR = os.path.join(os.path.dirname(os.path.abspath(__file__)), "configs")
+"""The packaged flagfiles (launch/configs), which can be named by their short name."""
+
+
+def _find_flagfile(name: str, including_dir: str | None) -> str:
+    """A flagfile's path: relative to the file that includes it, else to the working folder, else
+    a packaged config by its name (`digits_sym50`, `digits_sym50.cfg` or `launch/configs/...`)."""
+    candidates = [os.path.join(including_dir, name)] if including_dir and not os.path.isabs(name) else []
+    candidates.append(name)
+    short = os.path.basename(name)
+    candidates += [os.path.join(CONFIG_DIR, short), os.path.join(CONFIG_DIR, short + ".cfg")]
+    for path in candidates:
+        if os.path.isfile(path):
+            return os.path.abspath(path)
+    raise FileNotFoundError(
+        f"flagfile {name!r} not found" + (f" next to {including_dir}," if including_dir else "")
+        + f" in {os.getcwd()} or among the packaged configs ({', '.join(sorted(f[:-4] for f in os.listdir(CONFIG_DIR) if f.endswith('.cfg')))})"
+    )
+
+
+def _flagfile_lines(path: str, seen: tuple) -> list[str]:
+    if path in seen:
+        raise FileNotFoundError(f"flagfile {path} includes itself (through {' -> '.join(seen)})")
+    args = []
+    with open(path) as f:
+        for line in f:
+            line = line.strip()
+            if not line or line.startswith(("#", "//")):
+                continue
+            args += _expand([line], os.path.dirname(path), seen + (path,))
+    return args
+
+
+def _expand(argv: list[str], including_dir: str | None, seen: tuple = ()) -> list[str]:
+    out, i = [], 0
+    while i < len(argv):
+        arg = argv[i]
+        if arg.startswith(("--flagfile=", "-flagfile=")):
+            out += _flagfile_lines(_find_flagfile(arg.split("=", 1)[1], including_dir), seen)
+        elif arg in ("--flagfile", "-flagfile") and i + 1 < len(argv):
+            i += 1
+            out += _flagfile_lines(_find_flagfile(argv[i], including_dir), seen)
+        else:
+            out.append(arg)
+        i += 1
+    return out
+
+
+def expand_flagfiles(argv: list[str]) -> list[str]:
+    """argv with every --flagfile replaced by its flags, in place (absl's order: later flags win).
+
+    Unlike absl, an included flagfile is found relative to the file that includes it (then the
+    working folder), and a packaged config can be named by its short name from any folder
+    (`--flagfile=digits_sym50`). A missing flagfile exits with one line."""
+    try:
+        return argv[:1] + _expand(list(argv[1:]), None)
+    except (FileNotFoundError, OSError) as error:
+        print(f"error: {error}", file=sys.stderr)
+        sys.exit(2)

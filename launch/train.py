@@ -7,6 +7,7 @@ Every flag is a field of `dmkeras.config.TrainConfig`; `--helpfull` lists them.
 
 import logging
 import os
+import sys
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")  # keep TensorFlow's C++ start-up chatter out of the progress output
 
@@ -29,4 +30,4 @@ def main(argv):
 
 
 if __name__ == "__main__":
-    app.run(main)
+    app.run(main, argv=flags_util.expand_flagfiles(sys.argv))

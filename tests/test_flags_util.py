@@ -1,0 +1,47 @@
+"""Flagfiles found from any folder: includes relative to the including file, packaged short names."""
+
+import os
+
+import pytest
+
+from launch import flags_util
+
+REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+
+
+def test_includes_resolve_next_to_the_including_file_from_any_folder(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    argv = flags_util.expand_flagfiles(["prog", f"--flagfile={REPO}/launch/configs/digits_sym50.cfg", "--epochs=3"])
+    assert argv[0] == "prog" and "--dataset=digits" in argv  # from common_digits.cfg
+    assert argv.index("--epochs=100") < argv.index("--epochs=3")  # later flags win, as absl
+    assert argv[-4:] == ["--noise_mode=sym", "--noise_rate=0.5", "--lambda_u=25", "--epochs=3"]
+
+
+def test_packaged_configs_by_short_name(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    by_path = flags_util.expand_flagfiles(["p", f"--flagfile={REPO}/launch/configs/digits_asym40.cfg"])
+    assert flags_util.expand_flagfiles(["p", "--flagfile=digits_asym40"]) == by_path
+    assert flags_util.expand_flagfiles(["p", "--flagfile", "digits_asym40.cfg"]) == by_path
+
+
+def test_own_flagfiles_nest_relative_to_themselves(tmp_path, monkeypatch):
+    (tmp_path / "cfg").mkdir()
+    (tmp_path / "cfg" / "base.cfg").write_text("# shared\n--lr=0.5\n// also a comment\n\n--epochs=7\n")
+    (tmp_path / "cfg" / "run.cfg").write_text("--flagfile=base.cfg\n--epochs=9\n")
+    (tmp_path / "elsewhere").mkdir()
+    monkeypatch.chdir(tmp_path / "elsewhere")
+    assert flags_util.expand_flagfiles(["p", "--flagfile=../cfg/run.cfg"]) == ["p", "--lr=0.5", "--epochs=7", "--epochs=9"]
+
+
+def test_missing_or_circular_flagfiles_are_one_line(tmp_path, monkeypatch, capsys):
+    monkeypatch.chdir(tmp_path)
+    with pytest.raises(SystemExit) as exit_info:
+        flags_util.expand_flagfiles(["p", "--flagfile=nothere.cfg"])
+    assert exit_info.value.code == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and err[0].startswith("error: flagfile 'nothere.cfg' not found") and "digits_sym50" in err[0]
+    (tmp_path / "a.cfg").write_text("--flagfile=b.cfg\n")
+    (tmp_path / "b.cfg").write_text("--flagfile=a.cfg\n")
+    with pytest.raises(SystemExit):
+        flags_util.expand_flagfiles(["p", "--flagfile=a.cfg"])
+    assert "includes itself" in capsys.readouterr().err
