@@ -237,8 +237,9 @@ def epoch_line(logs: dict, epochs: int) -> str:
         parts.append("loss " + "/".join(losses))
     if "net1_labeled" in logs:
         parts.append("labeled " + "/".join(f"{logs[k]:.0f}" for k in ("net1_labeled", "net2_labeled") if k in logs))
-    if "net1_auc" in logs:
-        parts.append("AUC " + "/".join(f"{logs[k]:.3f}" for k in ("net1_auc", "net2_auc") if k in logs))
+    aucs = [logs[k] for k in ("net1_auc", "net2_auc") if k in logs]
+    if any(math.isfinite(a) for a in aucs):  # NaN when every label is right (or every one wrong): nothing to show
+        parts.append("AUC " + "/".join(f"{a:.3f}" if math.isfinite(a) else "-" for a in aucs))
     if "val_acc" in logs:
         parts.append(f"val acc {pct('val_acc')}%" + (f" (net1 {pct('val_acc_net1')}, net2 {pct('val_acc_net2')})" if "val_acc_net1" in logs else ""))
     test = f"test acc {pct('test_acc')}%"

@@ -7,3 +7,8 @@ class DmkerasError(ValueError):
     `launch/` entry points print it as `error: <message>` and exit with status 2
     instead of showing a stack trace.
     """
+
+
+class TrainingDiverged(DmkerasError):
+    """A train step returned a non-finite loss: the run stops at that step, before the epoch is
+    checkpointed, so a resume starts from the last finite epoch."""

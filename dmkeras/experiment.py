@@ -18,7 +18,7 @@ from dmkeras.config import TrainConfig, parse_backbone_args, parse_image_size
 from dmkeras.data import noise as noise_lib
 from dmkeras.data import pipeline, sources
 from dmkeras.data.augment import AugmentConfig
-from dmkeras.errors import DmkerasError
+from dmkeras.errors import DmkerasError, TrainingDiverged
 
 log = logging.getLogger("dmkeras")
 
@@ -307,12 +307,16 @@ def _run(config: TrainConfig, strategy, out: str, chief: bool, verbose: int) -> 
             seed=config.seed,
             verbose=verbose,
         )
-    except BaseException:  # Ctrl-C or a failure: keep the plots of the epochs that finished
+    except TrainingDiverged:  # non-finite weights: keep the plots, and the last finite nets in the checkpoint
         if recorder.history:
             recorder.write_plots()
         raise
-    finally:  # and the weights, in every case
-        save_weights(model, out)
+    except BaseException:  # Ctrl-C or a failure: keep the plots of the epochs that finished
+        if recorder.history:
+            recorder.write_plots()
+        save_weights(model, out)  # and the weights
+        raise
+    save_weights(model, out)
     summary = metrics.summarize(
         recorder.history,
         num_samples=len(data.labels),
@@ -400,7 +404,8 @@ def result_table(config: TrainConfig, summary: dict) -> str:
         ("wall time", f"{summary['wall_time_s']:.0f} s"),
     ]
     width = max(len(name) for name, _ in rows)
-    title = f"Result: {config.method}, {config.backbone}, {config.dataset}, {config.noise_mode} {config.noise_rate:g}"
+    noise = "no added noise" if config.noise_mode == "none" or config.noise_rate == 0 else f"{config.noise_mode} {config.noise_rate:g}"
+    title = f"Result: {config.method}, {config.backbone}, {config.dataset}, {noise}"
     lines = [title, "-" * len(title)] + [f"{name:<{width}}  {value}" for name, value in rows]
     lines.append(f"(run directory: {config.workdir})")
     return "\n".join(lines)

@@ -7,6 +7,7 @@ with Keras' `CallbackList` and `Progbar`, and callbacks behave as under `fit`
 (`on_train_begin`, `on_epoch_begin`, `on_epoch_end(epoch, logs)`, `model.stop_training`).
 """
 
+import math
 import time
 
 import keras
@@ -15,6 +16,7 @@ import tensorflow as tf
 
 from dmkeras import ops
 from dmkeras.codivide import CoDivide, EpochPass
+from dmkeras.errors import TrainingDiverged
 from dmkeras.model import SEMI_SUPERVISED
 
 
@@ -90,6 +92,7 @@ def run_pass(model, epoch_pass: EpochPass, *, epoch, warm_up, lambda_u, rampup_e
         else:
             out = step_fn(iterator)
         values = {name: float(value) for name, value in out.items()}
+        _check_finite(values, epoch, step, epoch_pass, model)
         for name, value in values.items():
             totals[name] = totals.get(name, 0.0) + value
         progbar.update(step + 1, values=list(values.items()))
@@ -101,6 +104,21 @@ def run_pass(model, epoch_pass: EpochPass, *, epoch, warm_up, lambda_u, rampup_e
     if verbose == 2:
         print(f"  {_pass_title(epoch, None, epoch_pass)}: " + ", ".join(f"{k} {v:.4f}" for k, v in means.items()), flush=True)
     return means
+
+
+def _check_finite(values: dict, epoch: int, step: int, epoch_pass: EpochPass, model) -> None:
+    """Stop at the first non-finite loss, naming where and which (a part before the total)."""
+    bad = [name for name, value in values.items() if not math.isfinite(value)]
+    if not bad:
+        return
+    name = next((n for n in bad if n != "loss"), bad[0])
+    lr = float(keras.ops.convert_to_numpy(model.optimizers[epoch_pass.net].learning_rate))
+    phase = "semi-supervised" if epoch_pass.phase == SEMI_SUPERVISED else "warm-up"
+    raise TrainingDiverged(
+        f"training diverged: epoch {epoch + 1}, {phase} step {step + 1}/{epoch_pass.num_steps} of net {epoch_pass.net + 1}: "
+        f"{'the total loss' if name == 'loss' else f'its {name} term'} is {values[name]} (not finite); lower --lr (now {lr:g}) or check the inputs. "
+        "This epoch was not checkpointed: a rerun resumes from the last finished one"
+    )
 
 
 def ssl_step_scalars(model, rng: np.random.Generator, lambda_u: float):
