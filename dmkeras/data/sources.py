@@ -396,6 +396,21 @@ def _check_range(y: np.ndarray, num_classes: int, what: str) -> None:
         )
 
 
+def _check_inferred_classes(y_train: np.ndarray, num_classes: int, what: str) -> None:
+    """With the class count taken from the largest label, every class must have a training sample:
+    a stray label (0-9 and one 12) would otherwise make classes that do not exist (13 logits, and
+    the uniform prior of DivideMix's penalty pushing probability onto them)."""
+    counts = np.bincount(y_train, minlength=num_classes)
+    missing = np.flatnonzero(counts == 0)
+    if not missing.size:
+        return
+    present = ", ".join(f"{c}: {counts[c]}" for c in np.flatnonzero(counts))
+    raise DmkerasError(
+        f"{what}: no training sample has label {', '.join(map(str, missing[:10]))}{' ...' if missing.size > 10 else ''} "
+        f"although the labels go up to {num_classes - 1} (label: count = {present}); fix the stray labels"
+    )
+
+
 def _check_lengths(x: np.ndarray, y: np.ndarray, split: str, yname: str = "labels") -> None:
     if x.shape[0] != y.shape[0]:
         raise DmkerasError(f"{split}: {x.shape[0]} images but {y.shape[0]} {yname}")
@@ -499,6 +514,7 @@ def _load_idx(spec: str, folder: str | None, data_dir: str | None, num_classes: 
                     raise DmkerasError(f"{files[role]}: label {int(y.max())} but {classes_file} names {num_classes} classes")
         else:
             num_classes = int(max(y_train.max(), y_test.max())) + 1
+            _check_inferred_classes(y_train, num_classes, files["train_labels"])
     class_names = list(names or [])[:num_classes]
     class_names += [str(i) for i in range(len(class_names), num_classes)]
     return _finish(name, x_train, y_train, x_test, y_test, num_classes, class_names=class_names)
@@ -540,6 +556,8 @@ def _load_npz(path: str, num_classes: int | None) -> SplitData:
                 _check_range(y, int(y.max()) + 1, f"{path} {what}")
         parts = [y_train.max(), y_test.max()] + ([y_clean.max()] if y_clean is not None else [])
         num_classes = int(max(parts)) + 1
+        _check_inferred_classes(y_train if y_clean is None else np.concatenate([y_train, y_clean]), num_classes,
+                                f"{path} y_train" + ("" if y_clean is None else " / y_train_clean"))
     return _finish(name, x_train, y_train, x_test, y_test, num_classes, y_train_clean=y_clean)
 
 
@@ -742,6 +760,7 @@ def _load_image_files(spec: str, kind: str, rest: str, *, num_classes, image_siz
                 if listing.labels.min() < 0:
                     _check_listing_range(listing, int(listing.labels.max()) + 1, f"{spec} {split}")
             num_classes = int(max(train.labels.max(), test.labels.max())) + 1
+            _check_inferred_classes(np.asarray(train.labels, np.int64), num_classes, f"{spec} train")
     _check_listing_range(train, num_classes, f"{spec} train")
     _check_listing_range(test, num_classes, f"{spec} test")
     if train.clean is not None:

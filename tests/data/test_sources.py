@@ -85,7 +85,7 @@ def small_arrays(n_train=12, n_test=6, shape=(5, 4, 3), num_classes=4, seed=0):
     rng = np.random.default_rng(seed)
     return dict(
         x_train=rng.integers(0, 256, (n_train, *shape), dtype=np.uint8),
-        y_train=rng.integers(0, num_classes, n_train).astype(np.int32),
+        y_train=rng.permutation(np.arange(n_train) % num_classes).astype(np.int32),  # every class has samples
         x_test=rng.integers(0, 256, (n_test, *shape), dtype=np.uint8),
         y_test=rng.integers(0, num_classes, n_test).astype(np.int32),
     )
@@ -113,12 +113,14 @@ def test_npz_round_trip_with_clean_labels(tmp_path):
 
 
 def test_npz_num_classes_from_max_label_over_train_and_test_or_given(tmp_path):
-    arrays = small_arrays(num_classes=3)
+    arrays = small_arrays(num_classes=7)
+    arrays["y_train"][arrays["y_train"] == 6] = 5  # class 6 only in the test split: counted
     arrays["y_test"][-1] = 6
     spec = write_npz(tmp_path / "d.npz", **arrays)
-    assert load_source(spec).num_classes == 7
+    with pytest.raises(DmkerasError, match="no training sample has label 6 although the labels go up to 6"):
+        load_source(spec)  # ... but a class without any training sample is refused
     assert load_source(spec, num_classes=10).num_classes == 10
-    with pytest.raises(DmkerasError, match="test: 1 label\\(s\\) outside \\[0, 5\\) \\(e.g. 6 at index 5\\)"):
+    with pytest.raises(DmkerasError, match="train: 2 label\\(s\\) outside \\[0, 5\\) \\(e.g. 5 at index 0\\)"):
         load_source(spec, num_classes=5)
 
 
@@ -359,3 +361,14 @@ def test_tfds_ids_restore_the_original_cifar_order():
     assert [ids[i] for i in order] == [b"train_00000", b"train_00001", b"train_00002", b"train_00010"]
     assert original_order([b"x7f3a", b"train_1"]) is None  # not all numbered: keep the stored order
     assert original_order([b"train_1", b"train_1"]) is None
+
+
+def test_a_stray_label_that_leaves_classes_empty_is_an_error_naming_the_counts(tmp_path):
+    rng = np.random.default_rng(0)
+    y_train = np.concatenate([np.arange(10).repeat(3), [12]])  # digits 0-9 and one stray 12
+    path = tmp_path / "stray.npz"
+    np.savez(path, x_train=rng.integers(0, 256, (31, 8, 8, 1), dtype=np.uint8), y_train=y_train,
+             x_test=rng.integers(0, 256, (10, 8, 8, 1), dtype=np.uint8), y_test=np.arange(10))
+    with pytest.raises(DmkerasError, match=r"no training sample has label 10, 11 although the labels go up to 12 \(label: count = 0: 3, .*, 9: 3, 12: 1\)"):
+        load_source(f"npz:{path}")
+    assert load_source(f"npz:{path}", num_classes=13).num_classes == 13  # an explicit count is the caller's choice
