@@ -35,5 +35,10 @@ def main(argv):
     )
 
 
-if __name__ == "__main__":
+def cli():
+    """The console script (dmkeras-audit): the same as python -m launch.audit."""
     app.run(main, argv=flags_util.expand_flagfiles(sys.argv))
+
+
+if __name__ == "__main__":
+    cli()

@@ -38,5 +38,10 @@ def main(argv):
     flags_util.run_or_exit(lambda: bench.run(config, **overrides))
 
 
-if __name__ == "__main__":
+def cli():
+    """The console script (dmkeras-bench): the same as python -m launch.bench."""
     app.run(main, argv=flags_util.expand_flagfiles(sys.argv))
+
+
+if __name__ == "__main__":
+    cli()

@@ -61,5 +61,10 @@ def main(argv):
     flags_util.run_or_exit(_export)
 
 
-if __name__ == "__main__":
+def cli():
+    """The console script (dmkeras-export): the same as python -m launch.export."""
     app.run(main, argv=flags_util.expand_flagfiles(sys.argv))
+
+
+if __name__ == "__main__":
+    cli()

@@ -68,5 +68,10 @@ def main(argv):
     return 0
 
 
-if __name__ == "__main__":
+def cli():
+    """The console script (dmkeras-report): the same as python -m launch.report."""
     sys.exit(main(sys.argv))
+
+
+if __name__ == "__main__":
+    cli()

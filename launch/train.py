@@ -29,5 +29,10 @@ def main(argv):
     flags_util.run_or_exit(lambda: experiment.run(flags_util.config_from_flags(TrainConfig)))
 
 
-if __name__ == "__main__":
+def cli():
+    """The console script (dmkeras-train): the same as python -m launch.train."""
     app.run(main, argv=flags_util.expand_flagfiles(sys.argv))
+
+
+if __name__ == "__main__":
+    cli()

@@ -45,3 +45,16 @@ def test_missing_or_circular_flagfiles_are_one_line(tmp_path, monkeypatch, capsy
     with pytest.raises(SystemExit):
         flags_util.expand_flagfiles(["p", "--flagfile=a.cfg"])
     assert "includes itself" in capsys.readouterr().err
+
+
+def test_console_scripts_point_at_the_launch_entry_points():
+    import importlib
+    import tomllib
+
+    with open(os.path.join(REPO, "pyproject.toml"), "rb") as f:
+        scripts = tomllib.load(f)["project"]["scripts"]
+    assert set(scripts) == {f"dmkeras-{n}" for n in ("train", "audit", "export", "report", "bench")}
+    for name, target in scripts.items():
+        module, _, function = target.partition(":")
+        assert module == f"launch.{name.removeprefix('dmkeras-')}" and function == "cli"
+        assert callable(getattr(importlib.import_module(module), function))
