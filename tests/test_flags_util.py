@@ -48,7 +48,7 @@ def test_missing_or_circular_flagfiles_are_one_line(tmp_path, monkeypatch, capsy
 
 
 def test_console_scripts_point_at_the_launch_entry_points():
-    import importlib
+    import ast
     import tomllib
 
     with open(os.path.join(REPO, "pyproject.toml"), "rb") as f:
@@ -57,4 +57,6 @@ def test_console_scripts_point_at_the_launch_entry_points():
     for name, target in scripts.items():
         module, _, function = target.partition(":")
         assert module == f"launch.{name.removeprefix('dmkeras-')}" and function == "cli"
-        assert callable(getattr(importlib.import_module(module), function))
+        with open(os.path.join(REPO, *module.split("."))+ ".py") as f:  # not imported: each defines its absl flags
+            functions = {n.name for n in ast.parse(f.read()).body if isinstance(n, ast.FunctionDef)}
+        assert function in functions
