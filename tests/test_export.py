@@ -132,6 +132,8 @@ def test_model_card(run_dir, exported):
     assert card["method"] == "dividemix" and card["backbone"] == "small_cnn" and card["num_nets"] == 2
     assert card["dataset"]["name"] == "digits" and card["dataset"]["image_shape"] == [8, 8, 1]
     assert card["dataset"]["num_classes"] == 10 and len(card["dataset"]["mean"]) == 1
+    transform = card["serving"]["input_transform"]  # which transform the SavedModel's mean / std are
+    assert transform["name"] == "dataset" and transform["mean"] == card["dataset"]["mean"]
     assert card["noise"] == {"mode": "sym", "rate": 0.5, "actual": summary["noise_rate_actual"]}
     for key in ("test_acc_best", "test_acc_last", "division_auc_last", "labeled_fraction_last", "epochs", "epochs_planned"):
         assert card[key] == summary[key], key
