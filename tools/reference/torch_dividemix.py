@@ -292,6 +292,19 @@ def _co_guess_and_refine(net, net2, inputs_x, inputs_x2, labels_x, w_x, inputs_u
     return targets_x, targets_u
 
 
+def _mixmatch(inputs, targets, lam, idx, rows=None):
+    """The scripts' "mixmatch" block: concatenate, permute with `idx` (over all 4B rows), mix.
+    `rows`: keep the first `rows` mixed rows (Train_clothing1M / Train_webvision: 2B)."""
+    all_inputs = torch.cat(inputs, dim=0)
+    all_targets = torch.cat(targets, dim=0)
+    idx = torch.as_tensor(idx, dtype=torch.int64)
+    input_a, input_b = all_inputs, all_inputs[idx]
+    target_a, target_b = all_targets, all_targets[idx]
+    if rows is None:
+        return lam * input_a + (1 - lam) * input_b, lam * target_a + (1 - lam) * target_b
+    return lam * input_a[:rows] + (1 - lam) * input_b[:rows], lam * target_a[:rows] + (1 - lam) * target_b[:rows]
+
+
 def ssl_step_cifar(net, net2, optimizer, batch, lam, idx, lamb, T=0.5, num_class=10) -> dict:
     """One iteration of Train_CIFAR.train with the mix lambda `lam`, the permutation `idx` (of the
     4B rows) and the ramped unsupervised weight `lamb` given.
@@ -305,13 +318,9 @@ def ssl_step_cifar(net, net2, optimizer, batch, lam, idx, lamb, T=0.5, num_class
     targets_x, targets_u = _co_guess_and_refine(
         net, net2, inputs_x, inputs_x2, batch["labels_x"], batch["w_x"], inputs_u, inputs_u2, T, num_class
     )
-    all_inputs = torch.cat([inputs_x, inputs_x2, inputs_u, inputs_u2], dim=0)
-    all_targets = torch.cat([targets_x, targets_x, targets_u, targets_u], dim=0)
-    idx = torch.as_tensor(idx, dtype=torch.int64)
-    input_a, input_b = all_inputs, all_inputs[idx]
-    target_a, target_b = all_targets, all_targets[idx]
-    mixed_input = lam * input_a + (1 - lam) * input_b
-    mixed_target = lam * target_a + (1 - lam) * target_b
+    mixed_input, mixed_target = _mixmatch(
+        [inputs_x, inputs_x2, inputs_u, inputs_u2], [targets_x, targets_x, targets_u, targets_u], lam, idx
+    )
 
     logits = net(mixed_input)
     logits_x = logits[: batch_size * 2]
@@ -350,13 +359,10 @@ def ssl_step_clothing(net, net2, optimizer, batch, lam, idx, T=0.5, num_class=14
     targets_x, targets_u = _co_guess_and_refine(
         net, net2, inputs_x, inputs_x2, batch["labels_x"], batch["w_x"], inputs_u, inputs_u2, T, num_class
     )
-    all_inputs = torch.cat([inputs_x, inputs_x2, inputs_u, inputs_u2], dim=0)
-    all_targets = torch.cat([targets_x, targets_x, targets_u, targets_u], dim=0)
-    idx = torch.as_tensor(idx, dtype=torch.int64)
-    input_a, input_b = all_inputs, all_inputs[idx]
-    target_a, target_b = all_targets, all_targets[idx]
-    mixed_input = lam * input_a[: batch_size * 2] + (1 - lam) * input_b[: batch_size * 2]
-    mixed_target = lam * target_a[: batch_size * 2] + (1 - lam) * target_b[: batch_size * 2]
+    mixed_input, mixed_target = _mixmatch(
+        [inputs_x, inputs_x2, inputs_u, inputs_u2], [targets_x, targets_x, targets_u, targets_u], lam, idx,
+        rows=batch_size * 2,
+    )
 
     logits = net(mixed_input)
     Lx = -torch.mean(torch.sum(F.log_softmax(logits, dim=1) * mixed_target, dim=1))
