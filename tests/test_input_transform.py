@@ -13,16 +13,6 @@ from dmkeras.errors import DmkerasError
 DATA_MEAN, DATA_STD = (0.6959, 0.6537, 0.6371), (0.3113, 0.3192, 0.3214)  # Clothing1M's
 
 
-@pytest.fixture(scope="module")
-def imagenet_file(tmp_path_factory):
-    """A stand-in for keras' ImageNet ResNet-50 weights file of the base (random, seeded): its real
-    values cannot be downloaded here, and only the loading path and the transform are under test."""
-    path = tmp_path_factory.mktemp("weights") / "resnet50_notop.weights.h5"
-    keras.utils.set_random_seed(3)
-    keras.applications.ResNet50(include_top=False, weights=None, input_shape=(32, 32, 3)).save_weights(path)
-    return str(path)
-
-
 def test_imagenet_weights_get_their_own_transform():
     caffe = input_transform.choose("auto", "resnet50", "imagenet", DATA_MEAN, DATA_STD)
     assert caffe.name == "caffe" and "imagenet weights of resnet50" in caffe.source
@@ -67,14 +57,14 @@ def test_a_net_of_a_run_directory_keeps_the_transform_of_that_run(tmp_path):
     assert input_transform.choose("auto", "small_cnn", str(bare / "w.weights.h5"), (0.7,), (0.1,)).mean == (0.7,)
 
 
-def test_resnet50_imagenet_weights_take_rgb_with_the_caffe_transform(imagenet_file):
+def test_resnet50_imagenet_weights_take_rgb_with_the_caffe_transform(resnet50_imagenet_file):
     """Our net on RGB images under the caffe transform computes what keras' ResNet-50 computes on
     keras' own preprocess_input (BGR, mean-subtracted): the first convolution's input channels are
     reversed when the weights load."""
     keras.utils.set_random_seed(0)
-    reference = keras.applications.ResNet50(include_top=False, weights=imagenet_file, input_shape=(32, 32, 3))
-    ours = zoo.create_model("resnet50", 10, (32, 32, 3), weights=f"imagenet:{imagenet_file}")
-    transform = input_transform.choose("auto", "resnet50", f"imagenet:{imagenet_file}", DATA_MEAN, DATA_STD)
+    reference = keras.applications.ResNet50(include_top=False, weights=resnet50_imagenet_file, input_shape=(32, 32, 3))
+    ours = zoo.create_model("resnet50", 10, (32, 32, 3), weights=f"imagenet:{resnet50_imagenet_file}")
+    transform = input_transform.choose("auto", "resnet50", f"imagenet:{resnet50_imagenet_file}", DATA_MEAN, DATA_STD)
     images = np.random.default_rng(0).integers(0, 256, size=(4, 32, 32, 3), dtype=np.uint8)
     expected = reference(keras.applications.resnet50.preprocess_input(images.astype(np.float32)), training=False)
     got = ours.get_layer("resnet50_base")(normalize(images, transform.mean, transform.std), training=False)

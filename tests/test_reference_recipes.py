@@ -15,7 +15,6 @@ import os
 import subprocess
 import sys
 
-import keras
 import numpy as np
 import pytest
 
@@ -41,22 +40,6 @@ def _read(workdir, name):
 def _rows(workdir):
     with open(os.path.join(workdir, "metrics.csv")) as f:
         return list(csv.DictReader(f))
-
-
-@pytest.fixture(scope="module")
-def resnet50_imagenet_file(tmp_path_factory):
-    path = tmp_path_factory.mktemp("weights") / "resnet50_notop.weights.h5"
-    keras.utils.set_random_seed(5)
-    base = keras.applications.ResNet50(include_top=False, weights=None, input_shape=(32, 32, 3))
-    # Moving statistics of caffe-scaled inputs (0-255, mean-subtracted), as trained weights have:
-    # with the initial 0 / 1 the eval-mode forward of 0-255 inputs overflows.
-    for layer in base.layers:
-        if isinstance(layer, keras.layers.BatchNormalization):
-            layer.momentum = 0.0
-    images = np.random.default_rng(0).integers(0, 256, size=(16, 32, 32, 3)).astype(np.float32)
-    base(keras.applications.resnet50.preprocess_input(images), training=True)
-    base.save_weights(path)
-    return str(path)
 
 
 @pytest.mark.slow
