@@ -23,7 +23,7 @@ from dmkeras.errors import DmkerasError
 
 COMPARE = ("", "cleanlab")
 # data settings a --from_run workdir must share with the audit's flags
-_DATA_FIELDS = ("dataset", "tfds_label", "train_limit")
+_DATA_FIELDS = ("dataset", "tfds_label", "train_limit", "val_fraction", "split_seed")
 
 
 @dataclasses.dataclass
@@ -60,8 +60,9 @@ def _net_files(run_dir: str, config: TrainConfig) -> list[str]:
             run_config = json.load(f)
     except (OSError, json.JSONDecodeError) as error:
         raise DmkerasError(f"--from_run {run_dir} is not a launch.train workdir (config.json: {error})") from None
+    defaults = TrainConfig()  # a config.json from before a field existed ran with its default
     for name in _DATA_FIELDS:
-        if run_config.get(name) != getattr(config, name):
+        if run_config.get(name, getattr(defaults, name)) != getattr(config, name):
             raise DmkerasError(
                 f"--from_run {run_dir} was trained with --{name}={run_config.get(name)!r}, not {getattr(config, name)!r}"
             )

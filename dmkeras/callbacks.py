@@ -76,6 +76,7 @@ class RunRecorder(keras.callbacks.Callback):
         self.history: list[dict] = []  # a resumed run sets the epochs it already has, and their time:
         self.elapsed_before = 0.0
         self.summary: dict = {}
+        self.extra_summary: dict = {}  # figures of the run beyond the epochs' (e.g. --method=cleanlab's filter)
 
     @property
     def elapsed_s(self) -> float:
@@ -109,6 +110,7 @@ class RunRecorder(keras.callbacks.Callback):
             wall_time_s=self.elapsed_s,
             epochs=self.epochs,
         )
+        self.summary.update(self.extra_summary)
         write_json_atomic(os.path.join(self.workdir, "summary.json"), self.summary)
         if self.verbose:
             print(epoch_line(logs, self.epochs), flush=True)

@@ -18,6 +18,8 @@ import dataclasses
 import logging
 
 import keras
+import time
+
 import numpy as np
 
 from dmkeras import division as division_lib
@@ -131,11 +133,14 @@ class CoDivide(keras.callbacks.Callback):
         if epoch < self.warm_up:
             self.passes = [self._warmup_pass(epoch, k) for k in range(self.num_nets)]
             return
+        started = time.time()
         self.divided_samples = [self._sample(epoch, k, self.num_batches * self.batch_size) for k in range(self.num_nets)]
         self.divisions = [self.divide(k, self.divided_samples[k]) for k in range(self.num_nets)]
         self.passes = [
             self._ssl_pass(epoch, k, self.divisions[1 - k], self.divided_samples[1 - k]) for k in range(self.num_nets)
         ]
+        # scoring, GMM and the new pipelines: the part of an epoch that is not training
+        self.epoch_logs["codivide_time_s"] = time.time() - started
 
     # -- division ------------------------------------------------------------------------------------
 

@@ -9,44 +9,16 @@ Install the extra with `pip install -e ".[compare]"`.
 import numpy as np
 
 from dmkeras import audit, experiment
-from dmkeras.data import pipeline
-from dmkeras.data.augment import AugmentConfig
 from dmkeras.errors import DmkerasError
-
-
-def _import_cleanlab():
-    try:
-        import cleanlab.filter
-        import cleanlab.rank
-    except ImportError:
-        raise DmkerasError('--compare=cleanlab needs cleanlab: pip install -e ".[compare]"') from None
-    return cleanlab
-
-
-def cross_validated_probs(config, split, labels, *, folds: int, epochs: int) -> np.ndarray:
-    """Softmax of every training sample from a model that did not train on it (K folds)."""
-    n = len(labels)
-    order = np.random.default_rng([config.seed, 3]).permutation(n)
-    probs = np.zeros((n, split.num_classes))
-    eval_bank = pipeline.make_bank(split.x_train, split.mean, split.std, AugmentConfig.parse("none", 0))
-    for k, held in enumerate(np.array_split(order, folds)):
-        train_idx = np.setdiff1d(order, held)
-        print(f"cross-validation fold {k + 1}/{folds}: training on {len(train_idx)}, predicting {len(held)}", flush=True)
-        model, _ = experiment.train_baseline(config, split, split.x_train[train_idx], labels[train_idx], epochs=epochs)
-        held_images = eval_bank.load(held)
-        logits = np.asarray(model.net1.predict(held_images, batch_size=config.eval_batch_size, verbose=0), np.float64)
-        exp = np.exp(logits - logits.max(axis=1, keepdims=True))
-        probs[held] = exp / exp.sum(axis=1, keepdims=True)
-    return probs
 
 
 def cleanlab_side_by_side(config, audit_config, split, labels, true_labels, scores) -> dict:
     """Detection quality of both detectors and test accuracy after retraining on each cleaned set."""
     if true_labels is None:
         raise DmkerasError("--compare needs the true labels to score the detectors (synthetic noise, or y_train_clean)")
-    cleanlab = _import_cleanlab()
+    cleanlab = experiment._import_cleanlab()
     is_noisy = np.asarray(true_labels) != labels
-    probs = cross_validated_probs(config, split, labels, folds=audit_config.cv_folds, epochs=audit_config.cv_epochs)
+    probs = experiment.cross_validated_probs(config, split, labels, folds=audit_config.cv_folds, epochs=audit_config.cv_epochs)
     cleanlab_flags = cleanlab.filter.find_label_issues(labels, probs)
     cleanlab_quality = cleanlab.rank.get_label_quality_scores(labels, probs)
     dividemix_flags = scores.mean_clean_prob <= config.p_threshold

@@ -9,7 +9,7 @@ import json
 
 from dmkeras.errors import DmkerasError
 
-METHODS = ("dividemix", "standard")
+METHODS = ("dividemix", "standard", "cleanlab")
 NOISE_MODES = ("sym", "asym", "none")
 STRATEGIES = ("default", "mirrored", "multi_worker")  # as dmkeras.distribute.make_strategy
 CONFIDENCE_PENALTY = ("auto", "on", "off")
@@ -49,6 +49,12 @@ class TrainConfig:
     resize_shorter: int = _field(0, "with --stream: resize the shorter side to this, then crop --image_size (random or random-resized for training, centred for testing), as the reference's Resize + RandomCrop / RandomResizedCrop")
     extra_test_dataset: str = _field("", "a second test set evaluated every epoch (logged as extra_test_acc): folder:PATH, csv:FILE or ilsvrc12:ROOT (ImageNet val of the WebVision classes)")
     num_batches: int = _field(0, "sample this many batches of training images per net each epoch, class-balanced (the reference's Clothing1M setting: 1000); 0 = the whole set")
+    val_fraction: float = _field(
+        0.0,
+        "carve a stratified validation set of this fraction of every class out of the training set (seeded by --split_seed), "
+        "before the noise: it keeps its true labels and is what recipes are tuned on, never the test set; 0 = none",
+    )
+    split_seed: int = _field(0, "seeds the data splits: --val_fraction's hold-out and digits' train / test split (0 = the one of the README's tables)")
     train_limit: int = _field(0, 'use only the first N training samples (0 = all)')
     test_limit: int = _field(0, 'use only the first N test samples (0 = all)')
     augment: str = _field("crop,flip", 'comma list of crop (pad + random crop), resized_crop (torchvision RandomResizedCrop), flip; or none')
@@ -61,7 +67,12 @@ class TrainConfig:
     noise_file: str = _field("", 'reference JSON noise file: reused when it exists, written when not')
 
     # model
-    method: str = _field("dividemix", 'dividemix | standard')
+    method: str = _field(
+        "dividemix",
+        "dividemix | standard (plain CE) | cleanlab (filter and retrain: out-of-fold probabilities from --cleanlab_folds CE "
+        "models of --epochs each, cleanlab.filter.find_label_issues, then CE on the samples it keeps; needs cleanlab)",
+    )
+    cleanlab_folds: int = _field(5, "--method=cleanlab: cross-validation folds of its out-of-fold probabilities")
     backbone: str = _field("small_cnn", "a name from dmkeras.zoo.list_models()")
     backbone_args: str = _field("", 'extra builder arguments, e.g. "alpha=0.35" or "width=64"')
     freeze_epochs: int = _field(0, "fine-tuning: train only the classifier head for the first N epochs")
@@ -100,6 +111,7 @@ class TrainConfig:
     class_floor: float = _field(0.0, "class-aware divisions keep at least this fraction of every class")
     loss_history: int = _field(1, 'average normalised losses over the last K epochs (5 at 90% noise)')
     confidence_penalty: str = _field("auto", 'auto (= on under asym noise) | on | off; warm-up only')
+    prior_penalty: float = _field(1.0, "weight of the uniform-prior penalty in the semi-supervised loss (the reference: 1; 0 = off)")
     ssl_rows: str = _field(
         "all",
         "mixed rows the semi-supervised step trains on: all (the reference's CIFAR script: L_x + lambda_u L_u + penalty "
@@ -138,6 +150,7 @@ class TrainConfig:
             self.confidence_penalty in CONFIDENCE_PENALTY,
             f"--confidence_penalty must be one of {', '.join(CONFIDENCE_PENALTY)}, got {self.confidence_penalty!r}",
         )
+        check(self.cleanlab_folds >= 2, f"--cleanlab_folds must be >= 2, got {self.cleanlab_folds}")
         check(self.epochs >= 1, f"--epochs must be >= 1, got {self.epochs}")
         check(0 <= self.warm_up <= self.epochs, f"--warm_up must be in [0, epochs={self.epochs}], got {self.warm_up}")
         check(self.lr > 0, f"--lr must be > 0, got {self.lr}")
@@ -154,6 +167,7 @@ class TrainConfig:
         check(self.division in DIVISIONS, f"--division must be one of {', '.join(DIVISIONS)}, got {self.division!r}")
         check(0.0 <= self.class_floor <= 1.0, f"--class_floor must be in [0, 1], got {self.class_floor}")
         check(self.loss_history >= 1, f"--loss_history must be >= 1, got {self.loss_history}")
+        check(self.prior_penalty >= 0, f"--prior_penalty must be >= 0, got {self.prior_penalty}")
         check(self.ssl_rows in SSL_ROWS, f"--ssl_rows must be one of {', '.join(SSL_ROWS)}, got {self.ssl_rows!r}")
         check(
             self.ssl_rows == "all" or self.lambda_u == 0,
@@ -187,6 +201,12 @@ class TrainConfig:
             not self.num_batches or self.loss_history == 1,
             "--loss_history > 1 averages each sample's losses over epochs, which --num_batches (a new sample of images every epoch) cannot do",
         )
+        check(0.0 <= self.val_fraction < 1.0, f"--val_fraction must be in [0, 1), got {self.val_fraction}")
+        check(
+            not self.val_fraction or self.val_dataset in ("", "none"),
+            f"--val_fraction carves a validation set out of the training set; --val_dataset={self.val_dataset} gives another one: use one of them",
+        )
+        check(self.split_seed >= 0, f"--split_seed must be >= 0, got {self.split_seed}")
         check(self.train_limit >= 0, f"--train_limit must be >= 0, got {self.train_limit}")
         check(self.test_limit >= 0, f"--test_limit must be >= 0, got {self.test_limit}")
         check(self.pad >= 0, f"--pad must be >= 0, got {self.pad}")

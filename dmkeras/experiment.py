@@ -8,6 +8,7 @@ import dataclasses
 import json
 import logging
 import os
+import time
 
 import numpy as np
 
@@ -55,7 +56,10 @@ def load_data(config: TrainConfig, write_noise_file: bool = True) -> NoisyData:
         stream=config.stream,
         resize_shorter=config.resize_shorter,
         val_spec=config.val_dataset or None,  # "" = automatic (clothing1m's clean val list), "none" = off
+        split_seed=config.split_seed,
     )
+    if config.val_fraction:
+        split = carve_validation(split, config.val_fraction, config.split_seed)
     if config.train_limit:
         split = dataclasses.replace(
             split,
@@ -90,6 +94,28 @@ def load_data(config: TrainConfig, write_noise_file: bool = True) -> NoisyData:
     return NoisyData(
         split=split, labels=np.asarray(labels, np.int64), true_labels=true_labels, noise_rate_actual=rate,
         noise_file_reused=reused, transform=transform,
+    )
+
+
+def carve_validation(split: sources.SplitData, fraction: float, split_seed: int) -> sources.SplitData:
+    """Move a stratified `fraction` of every class of the training set to the validation set.
+
+    Before any noise is applied, so the validation set keeps the true labels (y_train_clean where
+    the source has its own noisy labels): it is the set recipes are tuned on instead of the test set."""
+    if split.x_val is not None:
+        raise DmkerasError("--val_fraction: the data source already has a validation set (use --val_dataset=none to drop it)")
+    truth = split.y_train if split.y_train_clean is None else split.y_train_clean
+    held = sources.stratified_hold_out(truth, fraction, [split_seed, 7])
+    if not held.any():
+        raise DmkerasError(f"--val_fraction={fraction:g} of {len(truth)} training samples leaves the validation set empty")
+    kept, held_idx = np.flatnonzero(~held), np.flatnonzero(held)
+    return dataclasses.replace(
+        split,
+        x_train=split.x_train[kept],
+        y_train=split.y_train[kept],
+        y_train_clean=None if split.y_train_clean is None else split.y_train_clean[kept],
+        x_val=split.x_train[held_idx],
+        y_val=truth[held_idx],
     )
 
 
@@ -145,8 +171,9 @@ def build_model(config: TrainConfig, num_classes: int, input_shape):
         return precision.optimizer(optimizers.sgd(config.lr, config.momentum, config.momentum_buffer), config.mixed_precision)
 
     with precision.policy_scope(config.mixed_precision):
-        nets = [backbone("net1")] if config.method == "standard" else [backbone("net1"), backbone("net2")]
-    if config.method == "standard":
+        one_net = config.method in ("standard", "cleanlab")
+        nets = [backbone("net1")] if one_net else [backbone("net1"), backbone("net2")]
+    if one_net:
         model = StandardModel(
             *nets, num_classes=num_classes, weight_decay=config.weight_decay, confidence_penalty=config.use_confidence_penalty
         )
@@ -159,6 +186,7 @@ def build_model(config: TrainConfig, num_classes: int, input_shape):
             weight_decay=config.weight_decay,
             confidence_penalty=config.use_confidence_penalty,
             ssl_rows=config.ssl_rows,
+            prior_penalty=config.prior_penalty,
         )
     model.compile(*(sgd() for _ in nets), jit_compile=config.jit_compile)
     return model
@@ -238,12 +266,18 @@ def _run(config: TrainConfig, strategy, out: str, chief: bool, verbose: int) -> 
             flush=True,
         )
 
+    filtered = None
+    if config.method == "cleanlab":  # the CE baseline on the samples cleanlab keeps
+        data, filtered = cleanlab_filter(config, data, out, verbose=verbose)
+        split = data.split
     keras.utils.set_random_seed(config.seed)
     with strategy.scope():
         model = build_model(config, split.num_classes, split.image_shape)
     if verbose:
         workers = distribute.num_workers(strategy)
-        print(f"{config.method} with 2 x {config.backbone}" if config.method == "dividemix" else f"standard CE with {config.backbone}",
+        what = {"dividemix": f"dividemix with 2 x {config.backbone}", "standard": f"standard CE with {config.backbone}",
+                "cleanlab": f"standard CE with {config.backbone} on the {len(data.labels)} samples cleanlab keeps"}[config.method]
+        print(what,
               f"({model.nets[0].count_params():,} parameters each), strategy {config.strategy} "
               f"({strategy.num_replicas_in_sync} replica(s)" + (f" on {workers} workers" if workers > 1 else "")
               + f"), global batch {config.batch_size}", flush=True)
@@ -271,6 +305,8 @@ def _run(config: TrainConfig, strategy, out: str, chief: bool, verbose: int) -> 
         codivide=codivide,
         verbose=verbose,
     )
+    if filtered is not None:  # its cross-validation is part of the run's time, and its detection in the summary
+        recorder.elapsed_before, recorder.extra_summary = filtered.pop("cv_time_s"), filtered
     best = None if val_data is None else callbacks_lib.BestValidation(out, test_data, recorder, verbose=verbose)
     initial_epoch = 0
     if resume_from:
@@ -325,10 +361,87 @@ def _run(config: TrainConfig, strategy, out: str, chief: bool, verbose: int) -> 
         epochs=config.epochs,
         test_acc_val_selected=None if best is None else best.test_acc_selected,
     )
+    summary.update(recorder.extra_summary)
     callbacks_lib.write_json_atomic(os.path.join(out, "summary.json"), summary)
     if verbose:
         print(result_table(config, summary))
     return summary
+
+
+def _import_cleanlab():
+    try:
+        import cleanlab.filter
+        import cleanlab.rank
+    except ImportError:
+        raise DmkerasError('cleanlab is not installed (--method=cleanlab, --compare=cleanlab): pip install -e ".[compare]"') from None
+    return cleanlab
+
+
+def cross_validated_probs(config: TrainConfig, split: sources.SplitData, labels, *, folds: int, epochs: int,
+                          cache_dir: str | None = None, verbose: int = 1) -> np.ndarray:
+    """Softmax of every training sample from a CE model that did not train on it (K folds).
+
+    With `cache_dir`, each fold's probabilities are kept there (fold{k}.npy, written atomically)
+    and reused by a rerun, so an interrupted cross-validation loses at most the fold it was in."""
+    n = len(labels)
+    order = np.random.default_rng([config.seed, 3]).permutation(n)
+    probs = np.zeros((n, split.num_classes))
+    eval_bank = pipeline.make_bank(split.x_train, split.mean, split.std, AugmentConfig.parse("none", 0))
+    for k, held in enumerate(np.array_split(order, folds)):
+        cached = None if cache_dir is None else os.path.join(cache_dir, f"fold{k}.npy")
+        if cached is not None and os.path.exists(cached):
+            probs[held] = np.load(cached)
+            continue
+        train_idx = np.setdiff1d(order, held)
+        if verbose:
+            print(f"cross-validation fold {k + 1}/{folds}: training on {len(train_idx)}, predicting {len(held)}", flush=True)
+        model, _ = train_baseline(config, split, split.x_train[train_idx], labels[train_idx], epochs=epochs)
+        logits = np.asarray(model.net1.predict(eval_bank.load(held), batch_size=config.eval_batch_size, verbose=0), np.float64)
+        exp = np.exp(logits - logits.max(axis=1, keepdims=True))
+        probs[held] = exp / exp.sum(axis=1, keepdims=True)
+        if cached is not None:
+            os.makedirs(cache_dir, exist_ok=True)
+            np.save(cached + ".tmp.npy", probs[held])
+            os.replace(cached + ".tmp.npy", cached)
+    return probs
+
+
+def cleanlab_filter(config: TrainConfig, data: NoisyData, out: str, verbose: int = 1) -> tuple[NoisyData, dict]:
+    """--method=cleanlab's first stage: out-of-fold probabilities (--cleanlab_folds CE models of
+    --epochs each, kept in out/cleanlab/), cleanlab's find_label_issues, and the data cut to the
+    samples it keeps. Returns the cut data and the figures for summary.json: the detector's AUC
+    and kept fraction under the table's division columns, flagged count, precision / recall of
+    the flags against the true labels, and the cross-validation time."""
+    from dmkeras import audit
+
+    cleanlab = _import_cleanlab()
+    started = time.time()
+    probs = cross_validated_probs(config, data.split, data.labels, folds=config.cleanlab_folds, epochs=config.epochs,
+                                  cache_dir=os.path.join(out, "cleanlab"), verbose=verbose)
+    flags = cleanlab.filter.find_label_issues(data.labels, probs)
+    quality = cleanlab.rank.get_label_quality_scores(data.labels, probs)
+    kept = np.flatnonzero(~flags)
+    if kept.size == 0:
+        raise DmkerasError("cleanlab flags every training sample: nothing is left to retrain on")
+    figures = {"cleanlab_flagged": int(flags.sum()), "labeled_fraction_last": kept.size / flags.size}
+    if data.true_labels is not None:
+        detection = audit.detection_metrics(flags, 1.0 - quality, np.asarray(data.true_labels) != data.labels)
+        figures.update(division_auc_last=detection["auc"], cleanlab_precision=detection["precision"], cleanlab_recall=detection["recall"])
+    if verbose:
+        print(f"cleanlab flags {flags.sum()} of {flags.size} training labels; retraining on the {kept.size} it keeps", flush=True)
+    split = dataclasses.replace(
+        data.split, x_train=data.split.x_train[kept], y_train=data.split.y_train[kept],
+        y_train_clean=None if data.split.y_train_clean is None else data.split.y_train_clean[kept],
+    )
+    true_labels = None if data.true_labels is None else np.asarray(data.true_labels)[kept]
+    cut = dataclasses.replace(
+        data, split=split, labels=data.labels[kept], true_labels=true_labels,
+        noise_rate_actual=None if true_labels is None else noise_lib.realised_noise_rate(data.labels[kept], true_labels),
+    )
+    figures["cleanlab_noise_rate_kept"] = cut.noise_rate_actual
+    figures["noise_rate_actual"] = data.noise_rate_actual  # of the training set given, as for the other methods
+    figures["cv_time_s"] = time.time() - started
+    return cut, figures
 
 
 def train_baseline(config: TrainConfig, split: sources.SplitData, images, labels, *, epochs: int, verbose: int = 0):

@@ -1,6 +1,8 @@
 """Run-level figures computed from the per-epoch logs."""
 
 import math
+import os
+import resource
 
 import numpy as np
 
@@ -36,7 +38,46 @@ CSV_COLUMNS = [
     "net2_precision",
     "net2_recall",
     "epoch_time_s",
+    "codivide_time_s",
+    "rss_mb",
 ]
+
+def resident_memory_mb() -> float | None:
+    """This process's resident memory now, in MiB (Linux /proc; None elsewhere)."""
+    try:
+        with open("/proc/self/statm") as f:
+            pages = int(f.read().split()[1])
+    except (OSError, IndexError, ValueError):
+        return None
+    return pages * os.sysconf("SC_PAGE_SIZE") / 2**20
+
+
+def peak_memory_mb() -> float:
+    """This process's peak resident memory so far, in MiB (getrusage; kilobytes on Linux)."""
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+
+
+def cost_summary(history: list[dict]) -> dict:
+    """What the epochs cost: mean time of a warm-up and of a semi-supervised epoch, the share of
+    the semi-supervised epochs spent co-dividing (scoring, GMM, pipelines), and resident memory
+    at the first and the last epoch (None where no epoch logs it)."""
+    def mean(values):
+        values = _finite(values)
+        return float(np.mean(values)) if values else None
+
+    warm = [h for h in history if "net1_labeled" not in h]  # no division: warm-up, or the CE baseline
+    ssl = [h for h in history if "net1_labeled" in h]
+    codivide = _finite([h.get("codivide_time_s") for h in ssl])
+    ssl_time = _finite([h.get("epoch_time_s") for h in ssl if h.get("codivide_time_s") is not None])
+    rss = _finite([h.get("rss_mb") for h in history])
+    return {
+        "warmup_epoch_time_s": mean([h.get("epoch_time_s") for h in warm]),
+        "ssl_epoch_time_s": mean([h.get("epoch_time_s") for h in ssl]),
+        "codivide_fraction": float(np.sum(codivide) / np.sum(ssl_time)) if codivide and ssl_time else None,
+        "rss_mb_first": rss[0] if rss else None,
+        "rss_mb_last": rss[-1] if rss else None,
+    }
+
 
 LAST_EPOCHS = 10  # the paper's "last" accuracy: mean over the last 10 epochs
 
@@ -118,4 +159,6 @@ def summarize(history: list[dict], *, num_samples: int, noise_rate_actual: float
         "epochs_planned": epochs,
         "finished": len(history) == epochs,
         "wall_time_s": wall_time_s,
+        **cost_summary(history),
+        "peak_rss_mb": peak_memory_mb(),
     }

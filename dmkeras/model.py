@@ -308,6 +308,8 @@ class DivideMixModel(_CoTrainedModel):
         Clothing1M and WebVision scripts): the whole 4B batch supplies the mixing partners, but
         only the first 2B mixed rows (the labeled views) are passed through the net, and
         loss = L_x + penalty over those rows (no L_u term; half the cost of the training pass).
+      prior_penalty: weight of the uniform-prior penalty in the semi-supervised loss (1 in the
+        reference; 0 leaves it out).
 
     `compile(optimizer1, optimizer2)`. Calling the model returns the ensemble logits
     `net1(x) + net2(x)`, so `predict`, `evaluate` and `export` work on the ensemble.
@@ -324,6 +326,7 @@ class DivideMixModel(_CoTrainedModel):
         weight_decay=5e-4,
         confidence_penalty=False,
         ssl_rows="all",
+        prior_penalty=1.0,
         name="dividemix",
         **kwargs,
     ):
@@ -337,6 +340,7 @@ class DivideMixModel(_CoTrainedModel):
         self.temperature = float(temperature)
         self.mixup_alpha = float(mixup_alpha)
         self.ssl_rows = ssl_rows
+        self.prior_penalty = float(prior_penalty)
         self.acc = keras.metrics.SparseCategoricalAccuracy(name="acc")
         self.acc_net1 = keras.metrics.SparseCategoricalAccuracy(name="acc_net1")
         self.acc_net2 = keras.metrics.SparseCategoricalAccuracy(name="acc_net2")
@@ -418,7 +422,7 @@ class DivideMixModel(_CoTrainedModel):
                 loss_u = loss_u / tf.maximum(global_unlabeled * self.num_classes, 1.0)
                 trained_rows = global_rows
             mean_probs = context.all_reduce("sum", tf.reduce_sum(tf.nn.softmax(logits), axis=0)) / trained_rows
-            penalty = ops.uniform_prior_penalty(mean_probs) / replicas
+            penalty = self.prior_penalty * ops.uniform_prior_penalty(mean_probs) / replicas
             loss = loss_x + lambda_u * loss_u + penalty
             scaled_loss = self._scale_loss(k, loss)
         self._apply_gradients(k, scaled_loss, tape)

@@ -9,11 +9,14 @@ import numpy as np  # noqa: E402
 
 def training_curves(history: list[dict], num_samples: int, path: str) -> None:
     """Test accuracy (ensemble and each net; the validation accuracy dashed when there is one),
-    division AUC and labeled fraction per epoch."""
+    division AUC and labeled fraction, and the epoch's cost (time, co-divide time, resident
+    memory) per epoch."""
     epochs = [h["epoch"] for h in history]
     divided = any("net1_labeled" in h for h in history)
     two_nets = any("test_acc_net2" in h for h in history)
-    fig, axes = plt.subplots(1, 2 if divided else 1, figsize=(11 if divided else 5.5, 4), squeeze=False)
+    costed = any(h.get("rss_mb") is not None for h in history)
+    panels = 1 + divided + costed
+    fig, axes = plt.subplots(1, panels, figsize=(5.5 * panels, 4), squeeze=False)
     axes = axes[0]
     ax = axes[0]
     for key, label in (("test_acc", "ensemble" if two_nets else "net"), ("test_acc_net1", "net 1"), ("test_acc_net2", "net 2")):
@@ -30,6 +33,8 @@ def training_curves(history: list[dict], num_samples: int, path: str) -> None:
     ax.legend()
     if divided:
         _division_panel(axes[1], history, epochs, num_samples)
+    if costed:
+        _cost_panel(axes[-1], history, epochs)
     fig.tight_layout()
     fig.savefig(path, dpi=100)
     plt.close(fig)
@@ -46,6 +51,23 @@ def _division_panel(ax, history, epochs, num_samples):
     ax.set(xlabel="epoch", ylim=(0, 1.02), title="Co-divide quality")
     ax.grid(alpha=0.3)
     ax.legend()
+
+
+def _cost_panel(ax, history, epochs):
+    """Seconds per epoch and of its co-divide (left), resident memory (right): flat memory means
+    nothing is copied or kept per epoch."""
+    for key, label, style in (("epoch_time_s", "epoch", "-o"), ("codivide_time_s", "co-divide (scoring, GMM, pipelines)", "-s")):
+        values = [h.get(key) if h.get(key) is not None else np.nan for h in history]
+        if not np.all(np.isnan(np.asarray(values, float))):
+            ax.plot(epochs, values, style, ms=3, label=label)
+    ax.set(xlabel="epoch", ylabel="seconds", title="Cost per epoch", ylim=(0, None))
+    ax.grid(alpha=0.3)
+    memory = ax.twinx()
+    memory.plot(epochs, [h.get("rss_mb") if h.get("rss_mb") is not None else np.nan for h in history], "k--", label="resident memory")
+    memory.set(ylabel="resident memory (MiB)", ylim=(0, None))
+    lines = ax.get_legend_handles_labels()
+    more = memory.get_legend_handles_labels()
+    ax.legend(lines[0] + more[0], lines[1] + more[1], fontsize=8, loc="lower right")
 
 
 def loss_distribution(divisions, is_clean, path: str) -> None:

@@ -14,7 +14,7 @@ import keras
 import numpy as np
 import tensorflow as tf
 
-from dmkeras import ops
+from dmkeras import metrics, ops
 from dmkeras.codivide import CoDivide, EpochPass
 from dmkeras.errors import TrainingDiverged
 from dmkeras.model import SEMI_SUPERVISED
@@ -65,6 +65,7 @@ def train(
         if extra_test_data is not None:
             logs.update({f"extra_test_{k}": v for k, v in model.accuracy(extra_test_data).items()})
         logs["epoch_time_s"] = time.time() - started
+        logs["rss_mb"] = metrics.resident_memory_mb()
         callback_list.on_epoch_end(epoch, logs)
         history.append(dict(logs))
         if model.stop_training:

@@ -5,7 +5,7 @@ imports the backbone modules explicitly and fills its table below.
 
     >>> from dmkeras import zoo
     >>> zoo.list_models()
-    ['inception_resnet_v2', 'mobilenet_v2', 'preact_resnet18', 'preact_resnet34', 'resnet50', 'small_cnn']
+    ['inception_resnet_v2', 'mnist_cnn', 'mobilenet_v2', 'preact_resnet18', 'preact_resnet34', 'resnet50', 'small_cnn']
     >>> model = zoo.create_model("small_cnn", num_classes=10, input_shape=(8, 8, 1))
 
 Every model maps float32, already normalised, NHWC images to logits (no
@@ -38,7 +38,7 @@ from dmkeras.backbones.inception_resnet_v2 import inception_resnet_v2
 from dmkeras.backbones.mobilenet_v2 import mobilenet_v2
 from dmkeras.backbones.preact_resnet import preact_resnet18, preact_resnet34
 from dmkeras.backbones.resnet50 import resnet50
-from dmkeras.backbones.small_cnn import small_cnn
+from dmkeras.backbones.small_cnn import mnist_cnn, small_cnn
 from dmkeras.errors import DmkerasError
 
 __all__ = [
@@ -422,7 +422,15 @@ register(
     "small_cnn",
     small_cnn,
     description=(
-        "4-conv CNN for tiny inputs such as 8x8x1 digits; kwargs: width=32, batchnorm=True."
+        "4-conv CNN for tiny inputs such as 8x8x1 digits; kwargs: width=32, batchnorm=True, stages=2."
+    ),
+)
+register(
+    "mnist_cnn",
+    mnist_cnn,
+    description=(
+        "6-conv CNN (16-32-64 filters, 3 stages) for 28x28 MNIST-format images such as Fashion-MNIST; "
+        "kwargs: width=16, batchnorm=True, stages=3."
     ),
 )
 register(

@@ -1,22 +1,30 @@
 """A markdown table of finished runs, from their config.json and summary.json.
 
-    python -m launch.report runs/digits_sym50 runs/digits_sym50_standard ...
+    python -m launch.report [--group_over=seed] runs/digits_sym50_seed0 runs/digits_sym50_seed1 ...
+
+Runs whose config.json differ only in the fields of --group_over (default: seed; e.g.
+--group_over=seed,split_seed for seeds x splits), besides the run's own paths and verbosity, are
+one row: each figure is then "mean ± std" over them (sample standard deviation, n - 1) and the
+run column says how many runs the row averages. --group_over=none gives one row per run.
 
 When a run had a validation set, a column "test acc val-selected" shows the test accuracy of its
 nets' best-validation weights (summary.json's test_acc_val_selected, the reference's Clothing1M
-figure; "-" for the runs without one).
+figure; "-" for the runs without one). Columns "time / epoch" (a semi-supervised epoch, or a
+baseline's epoch) and "peak RSS" appear when the summaries have them.
 """
 
 import json
 import os
+import re
 import sys
+
+import numpy as np
 
 COLUMNS = ["run", "method", "noise", "wrong labels", "test acc best", "test acc last 10", "division AUC", "labeled", "epochs", "wall time"]
 VAL_SELECTED = "test acc val-selected"  # after "test acc last 10", when some run has it
-
-
-def _pct(value):
-    return "-" if value is None else f"{100 * value:.2f}%"
+EPOCH_TIME, PEAK_RSS = "time / epoch", "peak RSS"  # around "wall time", when some run has them
+NOT_CONFIG = ("workdir", "verbose", "noise_file", "data_dir")  # where a run was kept, not what it ran
+_RUN_SUFFIX = re.compile(r"(_(seed|s|split|split_seed)\d+)+$")
 
 
 def _read(workdir: str) -> tuple[dict, dict]:
@@ -27,41 +35,95 @@ def _read(workdir: str) -> tuple[dict, dict]:
     return config, summary
 
 
-def row(workdir: str, val_selected: bool = False) -> list[str]:
-    config, summary = _read(workdir)
-    auc = summary.get("division_auc_last")
-    labeled = summary.get("labeled_fraction_last")
-    return [
-        os.path.basename(os.path.normpath(workdir)),
+def _values(summaries, key):
+    return [s[key] for s in summaries if s.get(key) is not None]
+
+
+def _stat(values, fmt, scale=1.0, unit=""):
+    """One figure, or mean ± std of several; "-" when no run has it."""
+    if not values:
+        return "-"
+    values = np.asarray(values, np.float64) * scale
+    if len(values) == 1:
+        return f"{values[0]:{fmt}}{unit}"
+    return f"{values.mean():{fmt}} ± {values.std(ddof=1):{fmt}}{unit}"
+
+
+def _epoch_time(summary):
+    return summary.get("ssl_epoch_time_s") if summary.get("ssl_epoch_time_s") is not None else summary.get("warmup_epoch_time_s")
+
+
+def group_runs(workdirs, over=("seed",)) -> list[list[str]]:
+    """The run directories grouped by their config.json without the fields of `over` (and
+    NOT_CONFIG), in order of first appearance."""
+    groups: dict[str, list[str]] = {}
+    for workdir in workdirs:
+        config, _ = _read(workdir)
+        key = json.dumps({k: v for k, v in config.items() if k not in (*NOT_CONFIG, *over)}, sort_keys=True)
+        groups.setdefault(key, []).append(workdir)
+    return list(groups.values())
+
+
+def row(workdirs, val_selected: bool = False, cost: bool = False) -> list[str]:
+    """The table row of one run, or of several runs of one setting (a list of directories)."""
+    workdirs = [workdirs] if isinstance(workdirs, str) else list(workdirs)
+    runs = [_read(w) for w in workdirs]
+    config, summaries = runs[0][0], [s for _, s in runs]
+    name = os.path.basename(os.path.normpath(workdirs[0]))
+    if len(workdirs) > 1:
+        name = f"{_RUN_SUFFIX.sub('', name)} ({len(workdirs)} runs)"
+    noise = "none" if config["noise_mode"] == "none" else f"{config['noise_mode']} {config['noise_rate']:g}"
+    epochs = sorted({f"{s['epochs']}/{s['epochs_planned']}" for s in summaries})
+    cells = [
+        name,
         config["method"],
-        f"{config['noise_mode']} {config['noise_rate']:g}",
-        "-" if summary.get("noise_rate_actual") is None else f"{summary['noise_rate_actual']:.3f}",
-        _pct(summary.get("test_acc_best")),
-        _pct(summary.get("test_acc_last")),
-        *([_pct(summary.get("test_acc_val_selected"))] if val_selected else []),
-        "-" if auc is None else f"{auc:.4f}",
-        "-" if labeled is None else f"{labeled:.3f}",
-        f"{summary['epochs']}/{summary['epochs_planned']}",
-        f"{summary['wall_time_s']:.0f} s",
+        noise,
+        _stat(_values(summaries, "noise_rate_actual"), ".3f") if config["noise_mode"] != "none" else "-",
+        _stat(_values(summaries, "test_acc_best"), ".2f", 100, "%"),
+        _stat(_values(summaries, "test_acc_last"), ".2f", 100, "%"),
+        *([_stat(_values(summaries, "test_acc_val_selected"), ".2f", 100, "%")] if val_selected else []),
+        _stat(_values(summaries, "division_auc_last"), ".4f"),
+        _stat(_values(summaries, "labeled_fraction_last"), ".3f"),
+        ", ".join(epochs),
+        *([_stat([t for t in map(_epoch_time, summaries) if t is not None], ".0f", unit=" s")] if cost else []),
+        _stat(_values(summaries, "wall_time_s"), ".0f", unit=" s"),
+        *([_stat(_values(summaries, "peak_rss_mb"), ".0f", unit=" MiB")] if cost else []),
     ]
+    return cells
 
 
-def table(workdirs) -> str:
-    val_selected = any(_read(w)[1].get("test_acc_val_selected") is not None for w in workdirs)
+def table(workdirs, over=("seed",)) -> str:
+    summaries = [_read(w)[1] for w in workdirs]
+    val_selected = any(s.get("test_acc_val_selected") is not None for s in summaries)
+    cost = any(s.get("peak_rss_mb") is not None for s in summaries)
     columns = list(COLUMNS)
     if val_selected:
         columns.insert(columns.index("test acc last 10") + 1, VAL_SELECTED)
+    if cost:
+        columns.insert(columns.index("wall time"), EPOCH_TIME)
+        columns.append(PEAK_RSS)
+    groups = group_runs(workdirs, over) if over else [[w] for w in workdirs]
     lines = ["| " + " | ".join(columns) + " |", "|" + "---|" * len(columns)]
-    lines += ["| " + " | ".join(row(w, val_selected)) + " |" for w in workdirs]
+    lines += ["| " + " | ".join(row(g, val_selected, cost)) + " |" for g in groups]
     return "\n".join(lines)
 
 
 def main(argv):
-    if len(argv) < 2:
+    over, dirs = ("seed",), []
+    for arg in argv[1:]:
+        if arg.startswith("--group_over="):
+            value = arg.partition("=")[2]
+            over = () if value in ("", "none") else tuple(v.strip() for v in value.split(","))
+        elif arg.startswith("-"):
+            print(f"error: unknown option {arg}\n\n{__doc__.strip()}", file=sys.stderr)
+            return 2
+        else:
+            dirs.append(arg)
+    if not dirs:
         print(__doc__.strip(), file=sys.stderr)
         return 2
     try:
-        print(table(argv[1:]))
+        print(table(dirs, over))
     except (OSError, KeyError, json.JSONDecodeError) as error:
         print(f"error: not a finished run directory: {error}", file=sys.stderr)
         return 2

@@ -60,3 +60,21 @@ def test_console_scripts_point_at_the_launch_entry_points():
         with open(os.path.join(REPO, *module.split("."))+ ".py") as f:  # not imported: each defines its absl flags
             functions = {n.name for n in ast.parse(f.read()).body if isinstance(n, ast.FunctionDef)}
         assert function in functions
+
+
+@pytest.mark.parametrize("name", sorted(n[:-4] for n in os.listdir(os.path.join(REPO, "launch", "configs")) if n.endswith(".cfg") and not n.startswith("common_")))
+def test_every_packaged_flagfile_is_a_valid_config(name):
+    import dataclasses
+
+    from dmkeras.config import TrainConfig
+
+    fields = {f.name: f for f in dataclasses.fields(TrainConfig)}
+    values = {}
+    for arg in flags_util.expand_flagfiles(["p", f"--flagfile={name}"])[1:]:
+        key, has_value, value = arg.removeprefix("--").partition("=")
+        if not has_value and key.startswith("no") and key[2:] in fields:  # absl's --noflag
+            key, value = key[2:], "false"
+        assert key in fields, f"{name}: unknown flag --{key}"
+        kind = type(fields[key].default)
+        values[key] = (value.lower() in ("true", "")) if kind is bool else kind(value)
+    TrainConfig(**values, workdir="w").validate()

@@ -26,7 +26,7 @@ def test_table_rows(tmp_path):
 def test_val_selected_accuracy_is_a_column_when_a_run_has_it(tmp_path):
     runs = [_run(tmp_path / "c1m", "dividemix", 0.9, test_acc_val_selected=0.7476, val_acc_best=0.8),
             _run(tmp_path / "plain", "dividemix", 0.9, test_acc_val_selected=None)]
-    lines = report.table(runs).splitlines()
+    lines = report.table(runs, over=()).splitlines()  # the same config: one row each, not grouped
     assert "| test acc best | test acc last 10 | test acc val-selected | division AUC |" in lines[0]
     assert lines[2] == "| c1m | dividemix | sym 0.5 | 0.462 | 98.99% | 98.38% | 74.76% | 0.9000 | 0.533 | 100/100 | 209 s |"
     assert lines[3] == "| plain | dividemix | sym 0.5 | 0.462 | 98.99% | 98.38% | - | 0.9000 | 0.533 | 100/100 | 209 s |"
@@ -36,3 +36,51 @@ def test_val_selected_accuracy_is_a_column_when_a_run_has_it(tmp_path):
 def test_unfinished_directory_is_one_clear_error(tmp_path, capsys):
     assert report.main(["report", str(tmp_path)]) == 2
     assert capsys.readouterr().err.startswith("error: not a finished run directory")
+
+
+def _seeded(path, seed, best, last, **extra):
+    path.mkdir()
+    config = {"method": "dividemix", "noise_mode": "sym", "noise_rate": 0.8, "seed": seed, "workdir": str(path), "lr": 0.02}
+    (path / "config.json").write_text(json.dumps(config))
+    summary = {"noise_rate_actual": 0.72, "test_acc_best": best, "test_acc_last": last, "division_auc_last": 0.9,
+               "labeled_fraction_last": 0.3, "epochs": 14, "epochs_planned": 14, "wall_time_s": 100.0 + seed, **extra}
+    (path / "summary.json").write_text(json.dumps(summary))
+    return str(path)
+
+
+def test_runs_differing_only_in_seed_are_one_row_of_mean_and_sample_std(tmp_path):
+    runs = [_seeded(tmp_path / f"fm_sym80_seed{s}", s, best, last) for s, best, last in ((0, 0.90, 0.88), (1, 0.92, 0.89), (2, 0.91, 0.87))]
+    lines = report.table(runs).splitlines()
+    assert len(lines) == 3
+    # best: mean 91.00, sample std 1.00; last: mean 88.00, std 1.00; wall time: 101 ± 1
+    assert lines[2] == "| fm_sym80 (3 runs) | dividemix | sym 0.8 | 0.720 ± 0.000 | 91.00 ± 1.00% | 88.00 ± 1.00% | 0.9000 ± 0.0000 | 0.300 ± 0.000 | 14/14 | 101 ± 1 s |"
+    assert len(report.table(runs, over=()).splitlines()) == 5  # --group_over=none: a row per run
+
+
+def test_a_setting_that_differs_is_its_own_row(tmp_path):
+    a = _seeded(tmp_path / "a_seed0", 0, 0.9, 0.9)
+    b = _seeded(tmp_path / "b_seed1", 1, 0.9, 0.9)
+    config = json.loads((tmp_path / "b_seed1" / "config.json").read_text())
+    (tmp_path / "b_seed1" / "config.json").write_text(json.dumps({**config, "lr": 0.05}))
+    assert [line.split(" | ")[0] for line in report.table([a, b]).splitlines()[2:]] == ["| a_seed0", "| b_seed1"]
+    # seeds x splits: split_seed joins the fields a row varies over
+    c = _seeded(tmp_path / "a_split1", 0, 0.8, 0.8)
+    config = json.loads((tmp_path / "a_split1" / "config.json").read_text())
+    (tmp_path / "a_split1" / "config.json").write_text(json.dumps({**config, "split_seed": 1}))
+    (tmp_path / "a_seed0" / "config.json").write_text(json.dumps({**json.loads((tmp_path / "a_seed0" / "config.json").read_text()), "split_seed": 0}))
+    assert len(report.table([a, c]).splitlines()) == 4
+    assert report.table([a, c], over=("seed", "split_seed")).splitlines()[2].startswith("| a (2 runs) | dividemix | sym 0.8 | 0.720 ± 0.000 | 85.00 ± 7.07% |")
+
+
+def test_cost_columns_and_a_clean_run(tmp_path):
+    run = _seeded(tmp_path / "clean", 0, 0.93, 0.92, ssl_epoch_time_s=None, warmup_epoch_time_s=41.6, peak_rss_mb=1244.7)
+    config = json.loads((tmp_path / "clean" / "config.json").read_text())
+    (tmp_path / "clean" / "config.json").write_text(json.dumps({**config, "noise_mode": "none", "noise_rate": 0.5}))
+    lines = report.table([run]).splitlines()
+    assert lines[0].endswith("| epochs | time / epoch | wall time | peak RSS |")
+    assert lines[2] == "| clean | dividemix | none | - | 93.00% | 92.00% | 0.9000 | 0.300 | 14/14 | 42 s | 100 s | 1245 MiB |"
+
+
+def test_unknown_option_is_refused(capsys):
+    assert report.main(["report", "--over=seed", "x"]) == 2
+    assert "unknown option --over=seed" in capsys.readouterr().err

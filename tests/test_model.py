@@ -41,8 +41,9 @@ def _ssl_batch(bank, labeled, unlabeled, labels, clean_prob):
     return next(iter(pipeline.ssl_dataset(bank, labels, clean_prob, plan, num_replicas=1, seed=0)))
 
 
-def test_ssl_step_losses_match_a_hand_computation_without_mixing():
-    model = _model()
+@pytest.mark.parametrize("prior_penalty", [1.0, 0.25, 0.0])
+def test_ssl_step_losses_match_a_hand_computation_without_mixing(prior_penalty):
+    model = _model(prior_penalty=prior_penalty)
     bank = _bank()
     labels = np.arange(40) % NUM_CLASSES
     clean_prob = np.linspace(0.2, 0.9, 40)
@@ -56,7 +57,7 @@ def test_ssl_step_losses_match_a_hand_computation_without_mixing():
     targets = tf.concat([refined, refined, guessed, guessed], 0)
     loss_x = tf.reduce_mean(ops.soft_cross_entropy(logits[:16], targets[:16])).numpy()
     loss_u = tf.reduce_mean(tf.square(tf.nn.softmax(logits[16:]) - targets[16:])).numpy()  # mean over rows and classes
-    penalty = ops.uniform_prior_penalty(tf.reduce_mean(tf.nn.softmax(logits), 0)).numpy()
+    penalty = prior_penalty * ops.uniform_prior_penalty(tf.reduce_mean(tf.nn.softmax(logits), 0)).numpy()
 
     out = model.ssl_step(0, batch, tf.constant(1.0), tf.constant(2.0), tf.constant([1, 2], tf.int64))
     np.testing.assert_allclose(out["loss_x"].numpy(), loss_x, rtol=1e-5)
@@ -85,7 +86,7 @@ def test_ssl_step_on_labeled_rows_mixes_with_all_rows_but_trains_on_the_first_2b
     mixed_t = lam * targets[:16] + (1 - lam) * tf.gather(targets, permutation[:16])
     logits = net1(mixed_x, training=True)  # 16 rows only: BatchNorm statistics over them
     loss_x = tf.reduce_mean(ops.soft_cross_entropy(logits, mixed_t)).numpy()
-    penalty = ops.uniform_prior_penalty(tf.reduce_mean(tf.nn.softmax(logits), 0)).numpy()
+    penalty = prior_penalty * ops.uniform_prior_penalty(tf.reduce_mean(tf.nn.softmax(logits), 0)).numpy()
 
     out = model.ssl_step(0, batch, tf.constant(lam), tf.constant(0.0), seed)
     np.testing.assert_allclose(out["loss_x"].numpy(), loss_x, rtol=1e-5)

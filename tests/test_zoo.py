@@ -93,6 +93,7 @@ def built():
 def test_builtin_models_listed():
     assert zoo.list_models() == [
         "inception_resnet_v2",
+        "mnist_cnn",
         "mobilenet_v2",
         "preact_resnet18",
         "preact_resnet34",
@@ -104,7 +105,7 @@ def test_builtin_models_listed():
 
 def test_list_models_pattern():
     assert zoo.list_models("preact*") == ["preact_resnet18", "preact_resnet34"]
-    assert zoo.list_models("*cnn") == ["small_cnn"]
+    assert zoo.list_models("*cnn") == ["mnist_cnn", "small_cnn"]
     assert zoo.list_models("*resnet*") == [
         "inception_resnet_v2",
         "preact_resnet18",

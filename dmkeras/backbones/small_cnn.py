@@ -1,14 +1,20 @@
-"""A small convolutional net for tiny images (e.g. 8x8 scikit-learn digits).
+"""Small convolutional nets for tiny images: 8x8 scikit-learn digits, 28x28 MNIST-format images.
 
-Layout (``w`` = ``width``)::
+Layout of ``small_cnn`` (``w`` = ``width``; ``stages`` stages, 2 by default)::
 
     conv3x3(w)-[BN]-ReLU, conv3x3(w)-[BN]-ReLU, MaxPool 2x2,
     conv3x3(2w)-[BN]-ReLU, conv3x3(2w)-[BN]-ReLU,
+    [MaxPool 2x2, conv3x3(4w)-[BN]-ReLU, conv3x3(4w)-[BN]-ReLU,]   (stage 3, ...)
     GlobalAveragePooling2D, Dense(num_classes) -> logits
 
 About 66k parameters at ``width=32`` on 8x8x1 inputs: trains in seconds on a
 CPU and has enough capacity to memorise noisy labels under plain
 cross-entropy (which is what the baseline is meant to show).
+
+``mnist_cnn`` is the same net with 3 stages of width 16 (16-32-64 filters, 73k parameters):
+at 28x28 its last stage works on 7x7 maps, where two stages would leave 14x14 maps to the
+global pooling at a higher cost. On this 2-core CPU it trains about 2.5x faster than
+``small_cnn`` (width 32) at 28x28 (see BUILD.md, "Fashion-MNIST").
 """
 
 from __future__ import annotations
@@ -32,7 +38,7 @@ def _conv_unit(x, filters, batchnorm, name):
     return layers.ReLU(name=f"{name}_relu")(x)
 
 
-def small_cnn(num_classes, input_shape, width=32, batchnorm=True):
+def small_cnn(num_classes, input_shape, width=32, batchnorm=True, stages=2):
     """Small CNN for inputs of at least 4x4 (designed for 8x8x1 digits), logits out.
 
     Args:
@@ -40,29 +46,45 @@ def small_cnn(num_classes, input_shape, width=32, batchnorm=True):
         input_shape: ``(height, width, channels)``, height and width >= 4.
 
     Kwargs:
-        width (int, default 32): filters of the first two convolutions; the
-            last two have ``2 * width``.
+        width (int, default 32): filters of the first stage's two convolutions.
         batchnorm (bool, default True): put a BatchNormalization after every
             convolution.  ``False`` gives a model with no BN layer at all
             (convolutions then have biases), whose outputs do not depend on
             batch composition or training/inference mode.
+        stages (int, default 2): stages of two convolutions; stage s (from 0)
+            has ``width * 2**s`` filters and, for s > 0, a 2x2 max pool before it.
     """
+    return _build(num_classes, input_shape, width, batchnorm, stages, "small_cnn")
+
+
+def mnist_cnn(num_classes, input_shape, width=16, batchnorm=True, stages=3):
+    """``small_cnn`` with 3 stages of width 16 (16-32-64 filters): the CPU backbone for 28x28
+    MNIST-format images (Fashion-MNIST, MNIST, KMNIST); inputs of at least 4x4. Same arguments
+    as ``small_cnn``."""
+    return _build(num_classes, input_shape, width, batchnorm, stages, "mnist_cnn")
+
+
+def _build(num_classes, input_shape, width, batchnorm, stages, name):
     if isinstance(width, bool) or not isinstance(width, int) or width < 1:
-        raise DmkerasError(f"small_cnn width must be a positive int, got {width!r}")
+        raise DmkerasError(f"{name} width must be a positive int, got {width!r}")
     if not isinstance(batchnorm, bool):
-        raise DmkerasError(f"small_cnn batchnorm must be True or False, got {batchnorm!r}")
+        raise DmkerasError(f"{name} batchnorm must be True or False, got {batchnorm!r}")
+    if isinstance(stages, bool) or not isinstance(stages, int) or stages < 1:
+        raise DmkerasError(f"{name} stages must be a positive int, got {stages!r}")
     height, wid = input_shape[0], input_shape[1]
     if height < MIN_INPUT_SIZE or wid < MIN_INPUT_SIZE:
         raise DmkerasError(
-            f"small_cnn needs inputs of at least {MIN_INPUT_SIZE}x{MIN_INPUT_SIZE}, "
+            f"{name} needs inputs of at least {MIN_INPUT_SIZE}x{MIN_INPUT_SIZE}, "
             f"got {height}x{wid}"
         )
     inputs = keras.Input(shape=tuple(input_shape), name="images")
-    x = _conv_unit(inputs, width, batchnorm, "block1a")
-    x = _conv_unit(x, width, batchnorm, "block1b")
-    x = layers.MaxPooling2D(2, name="pool1")(x)
-    x = _conv_unit(x, 2 * width, batchnorm, "block2a")
-    x = _conv_unit(x, 2 * width, batchnorm, "block2b")
+    x = inputs
+    for s in range(stages):  # with 2 stages, the layer names of the nets saved before stages existed
+        if s:
+            # "same" padding: odd maps (7x7) keep their last row and column, and small inputs never reach 0x0
+            x = layers.MaxPooling2D(2, padding="same" if s > 1 else "valid", name=f"pool{s}")(x)
+        x = _conv_unit(x, width * 2**s, batchnorm, f"block{s + 1}a")
+        x = _conv_unit(x, width * 2**s, batchnorm, f"block{s + 1}b")
     x = layers.GlobalAveragePooling2D(name="avgpool")(x)
     logits = layers.Dense(num_classes, name="logits")(x)
-    return keras.Model(inputs, logits, name="small_cnn")
+    return keras.Model(inputs, logits, name=name)

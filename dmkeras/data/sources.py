@@ -103,7 +103,8 @@ class SplitData:
 def load_source(spec: str, *, tfds_label: str | None = None, data_dir: str | None = None,
                 num_classes: int | None = None, image_size=None, test_spec: str | None = None,
                 test_fraction: float = 0.2, skip_unreadable: bool = False, seed: int = 0,
-                stream: bool = False, resize_shorter: int = 0, val_spec: str | None = None) -> SplitData:
+                stream: bool = False, resize_shorter: int = 0, val_spec: str | None = None,
+                split_seed: int = 0) -> SplitData:
     """Loads ``digits``, ``npz:PATH``, ``tfds:NAME``, IDX files or image files.
 
     IDX file specs (the MNIST format, read by :mod:`dmkeras.data.idx`; uint8 (N, 28, 28, 1)
@@ -158,6 +159,7 @@ def load_source(spec: str, *, tfds_label: str | None = None, data_dir: str | Non
     skip_unreadable: drop missing or undecodable image files (and their labels), printing how
         many, instead of raising DmkerasError.
     seed: seeds the hold-out.
+    split_seed: seeds digits' stratified train / test split (0: the split of the README's tables).
     stream: keep image files on disk (x_train / x_test are :class:`FileImages`, decoded batch by
         batch by the input pipeline) instead of decoding them into memory: for datasets that do
         not fit, such as Clothing1M's million images. Needs image_size. Files are checked up
@@ -189,7 +191,8 @@ def load_source(spec: str, *, tfds_label: str | None = None, data_dir: str | Non
         val_listing = _clothing1m_val_listing(os.path.expanduser(val_spec.partition(":")[2]))
     split = _load_split(spec, kind, rest, tfds_label=tfds_label, data_dir=data_dir, num_classes=num_classes,
                         image_size=image_size, test_spec=test_spec, test_fraction=test_fraction,
-                        skip_unreadable=skip_unreadable, seed=seed, stream=stream, resize_shorter=resize_shorter)
+                        skip_unreadable=skip_unreadable, seed=seed, stream=stream, resize_shorter=resize_shorter,
+                        split_seed=split_seed)
     if val_spec is None or val_spec == "none":
         return split
     options = dict(stream=stream, resize_shorter=resize_shorter, skip_unreadable=skip_unreadable)
@@ -201,7 +204,7 @@ def load_source(spec: str, *, tfds_label: str | None = None, data_dir: str | Non
 
 
 def _load_split(spec, kind, rest, *, tfds_label, data_dir, num_classes, image_size, test_spec, test_fraction,
-                skip_unreadable, seed, stream, resize_shorter) -> SplitData:
+                skip_unreadable, seed, stream, resize_shorter, split_seed=0) -> SplitData:
     if (stream or resize_shorter) and kind not in _IMAGE_KINDS:
         raise DmkerasError(f"stream / resize_shorter only apply to image file sources ({IMAGE_SPEC_FORMS}), not {spec!r}")
     if resize_shorter and not stream:
@@ -217,7 +220,7 @@ def _load_split(spec, kind, rest, *, tfds_label, data_dir, num_classes, image_si
     if kind == "idx" and rest:
         return _load_idx(spec, os.path.expanduser(rest), None, num_classes)
     if spec == "digits":
-        return _load_digits(num_classes)
+        return _load_digits(num_classes, split_seed)
     if kind == "npz" and rest:
         return _load_npz(rest, num_classes)
     if kind in _IMAGE_KINDS and rest:
@@ -468,7 +471,7 @@ def _finish(name, x_train, y_train, x_test, y_test, num_classes, y_train_clean=N
 # digits
 
 
-def _load_digits(num_classes: int | None) -> SplitData:
+def _load_digits(num_classes: int | None, split_seed: int = 0) -> SplitData:
     from sklearn.datasets import load_digits
     from sklearn.model_selection import train_test_split
 
@@ -476,7 +479,7 @@ def _load_digits(num_classes: int | None) -> SplitData:
     x = np.round(digits.images.astype(np.float64) * 255.0 / 16.0).astype(np.uint8)[..., np.newaxis]
     y = digits.target.astype(np.int64)
     idx_train, idx_test = train_test_split(
-        np.arange(y.shape[0]), test_size=_DIGITS_TEST_SIZE, stratify=y, random_state=0
+        np.arange(y.shape[0]), test_size=_DIGITS_TEST_SIZE, stratify=y, random_state=split_seed
     )
     return _finish(
         "digits", x[idx_train], y[idx_train], x[idx_test], y[idx_test],
@@ -803,23 +806,28 @@ def _check_listing_range(listing: _Listing, num_classes: int, what: str) -> None
         )
 
 
-def _hold_out(listing: _Listing, fraction: float, seed: int, what: str) -> tuple[_Listing, _Listing]:
-    """Stratified, seeded split: round(fraction * n) images of every class (keeping >= 1 in train)."""
+def stratified_hold_out(y: np.ndarray, fraction: float, seed: int) -> np.ndarray:
+    """Whether each sample is held out: round(fraction * n) of every class of n samples, at
+    least one kept (seeded; classes drawn independently, so a class's pick does not depend on
+    the others)."""
     rng = np.random.default_rng(seed)
-    y = listing.labels
-    picked = []
+    held = np.zeros(y.size, dtype=bool)
     for c in np.unique(y):
         idx = np.flatnonzero(y == c)
         k = min(int(np.floor(fraction * idx.size + 0.5)), idx.size - 1)
         if k > 0:
-            picked.append(rng.permutation(idx)[:k])
-    if not picked:
+            held[rng.permutation(idx)[:k]] = True
+    return held
+
+
+def _hold_out(listing: _Listing, fraction: float, seed: int, what: str) -> tuple[_Listing, _Listing]:
+    """Stratified, seeded split: round(fraction * n) images of every class (keeping >= 1 in train)."""
+    in_test = stratified_hold_out(listing.labels, fraction, seed)
+    if not in_test.any():
         raise DmkerasError(
-            f"{what}: test_fraction={fraction:g} of {y.size} images leaves the test split empty; "
+            f"{what}: test_fraction={fraction:g} of {listing.labels.size} images leaves the test split empty; "
             "use a larger test_fraction or pass test_spec"
         )
-    in_test = np.zeros(y.size, dtype=bool)
-    in_test[np.concatenate(picked)] = True
     return listing.take(np.flatnonzero(~in_test)), listing.take(np.flatnonzero(in_test))
 
 
