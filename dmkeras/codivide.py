@@ -93,6 +93,7 @@ class CoDivide(keras.callbacks.Callback):
         self.num_nets = num_nets
         self.seed = seed
         self.division_args = {"strategy": division, "class_floor": class_floor, "num_classes": num_classes}
+        self._warned_emptied: set = set()  # classes an emptied-class warning named already
         self.num_classes = num_classes
         self.num_batches = num_batches
         if num_batches and loss_history > 1:
@@ -162,6 +163,10 @@ class CoDivide(keras.callbacks.Callback):
         result = division_lib.divide(self.histories[k].add(losses), self.p_threshold, labels=labels, **self.division_args)
         name = f"net{k + 1}"
         self.epoch_logs[f"{name}_labeled"] = int(result.labeled.sum())
+        # the class the division serves worst (by given label): a class emptied of labeled samples
+        # is then learnt from guessed labels only
+        self.epoch_logs[f"{name}_min_class_labeled"] = division_lib.min_class_labeled_fraction(result.labeled, labels, self.num_classes)
+        self._warn_emptied_classes(k, result.labeled, labels)
         if samples is not None:
             self.epoch_logs[f"{name}_divided"] = len(samples)
         if self.is_clean is not None:
@@ -169,6 +174,19 @@ class CoDivide(keras.callbacks.Callback):
             for key, value in division_lib.division_quality(result, is_clean).items():
                 self.epoch_logs[f"{name}_{key}"] = value
         return result
+
+    def _warn_emptied_classes(self, k, labeled, labels):
+        """Say once per class when a division labels none of a class's samples."""
+        counts = np.bincount(labels, minlength=self.num_classes or 0)
+        kept = np.bincount(labels[labeled], minlength=len(counts))
+        emptied = [c for c in np.flatnonzero((counts > 0) & (kept == 0)) if c not in self._warned_emptied]
+        if emptied and self.division_args["strategy"] == "gmm":
+            self._warned_emptied.update(emptied)
+            log.warning(
+                "net %d's division labels no sample of class(es) %s: net %d learns them from guessed labels only "
+                "(--division=per_class_gmm or class_floor keeps every class in the labeled set)",
+                k + 1, ", ".join(map(str, emptied)), 2 - k,
+            )
 
     # -- passes ----------------------------------------------------------------------------------------
 

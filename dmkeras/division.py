@@ -261,6 +261,16 @@ def divide(
     )
 
 
+def min_class_labeled_fraction(labeled: np.ndarray, labels: np.ndarray, num_classes: int | None = None) -> float:
+    """The smallest fraction of a given-label class that is labeled (over the classes that have
+    samples): 0 when a whole class dropped out of the labeled set."""
+    labels = np.asarray(labels)
+    counts = np.bincount(labels, minlength=num_classes or 0)
+    kept = np.bincount(labels[np.asarray(labeled, bool)], minlength=len(counts))
+    present = counts > 0
+    return float((kept[present] / counts[present]).min())
+
+
 def roc_auc(scores: np.ndarray, positive: np.ndarray) -> float:
     """Area under the ROC curve of `scores` for the boolean `positive` (Mann-Whitney, ties halved).
 

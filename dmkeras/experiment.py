@@ -149,10 +149,11 @@ def asymmetric_map(config: TrainConfig, split: sources.SplitData) -> dict:
     raise DmkerasError(f"--noise_mode=asym on {config.dataset} needs --asym_map (e.g. --asym_map=3:5,5:3,7:1)")
 
 
-def build_model(config: TrainConfig, num_classes: int, input_shape):
+def build_model(config: TrainConfig, num_classes: int, input_shape, present_classes=None):
     """The DivideMixModel (or StandardModel) of `config`, compiled, in the current strategy scope.
 
-    The nets are built under the dtype policy of `--mixed_precision` (the global policy is restored
+    `present_classes`: the classes with training samples (DivideMix's prior penalty covers only
+    those; None = all). The nets are built under the dtype policy of `--mixed_precision` (the global policy is restored
     afterwards); with mixed_float16 each optimizer is a LossScaleOptimizer. `--jit_compile` goes to
     `compile`.
     """
@@ -187,6 +188,7 @@ def build_model(config: TrainConfig, num_classes: int, input_shape):
             confidence_penalty=config.use_confidence_penalty,
             ssl_rows=config.ssl_rows,
             prior_penalty=config.prior_penalty,
+            present_classes=present_classes,
         )
     model.compile(*(sgd() for _ in nets), jit_compile=config.jit_compile)
     return model
@@ -271,8 +273,16 @@ def _run(config: TrainConfig, strategy, out: str, chief: bool, verbose: int) -> 
         data, filtered = cleanlab_filter(config, data, out, verbose=verbose)
         split = data.split
     keras.utils.set_random_seed(config.seed)
+    present = np.flatnonzero(np.bincount(data.labels, minlength=split.num_classes))
+    if len(present) < split.num_classes and chief:
+        absent = sorted(set(range(split.num_classes)) - set(present.tolist()))
+        log.warning(
+            "%d of %d classes have no training sample (labels %s%s): they keep their logits, but DivideMix's uniform-prior "
+            "penalty covers only the %d classes present", len(absent), split.num_classes, ", ".join(map(str, absent[:10])),
+            " ..." if len(absent) > 10 else "", len(present),
+        )
     with strategy.scope():
-        model = build_model(config, split.num_classes, split.image_shape)
+        model = build_model(config, split.num_classes, split.image_shape, present_classes=present)
     if verbose:
         workers = distribute.num_workers(strategy)
         what = {"dividemix": f"dividemix with 2 x {config.backbone}", "standard": f"standard CE with {config.backbone}",

@@ -31,6 +31,8 @@ CSV_COLUMNS = [
     "extra_test_acc_top5",
     "net1_labeled",
     "net2_labeled",
+    "net1_min_class_labeled",
+    "net2_min_class_labeled",
     "net1_auc",
     "net1_precision",
     "net1_recall",
@@ -79,6 +81,13 @@ def cost_summary(history: list[dict]) -> dict:
     }
 
 
+MEASURED = ("epoch_time_s", "codivide_time_s", "rss_mb")
+"""Log keys measured on the machine (time, memory), which differ between two identical runs."""
+
+SUMMARY_MEASURED = ("wall_time_s", "warmup_epoch_time_s", "ssl_epoch_time_s", "codivide_fraction", "rss_mb_first",
+                    "rss_mb_last", "peak_rss_mb")
+"""summary.json's measured figures (see MEASURED)."""
+
 LAST_EPOCHS = 10  # the paper's "last" accuracy: mean over the last 10 epochs
 
 
@@ -111,6 +120,7 @@ def validation_summary(history: list[dict], test_acc_val_selected: float | None 
 
     val_acc_best / val_best_epoch: the ensemble's best validation accuracy and its epoch
     (1-based, as metrics.csv), test_acc_at_val_best the test accuracy logged at that epoch;
+    val_acc_final: the last epoch's (what a recipe is tuned on: the end of its schedule);
     val_acc_best_net{k} / val_best_epoch_net{k}: each net's own, the epochs whose weights
     callbacks.BestValidation keeps; test_acc_val_selected: the test accuracy of the ensemble of
     those weights (the reference's Clothing1M figure), measured at the end of training.
@@ -118,7 +128,8 @@ def validation_summary(history: list[dict], test_acc_val_selected: float | None 
     best, epoch = best_epoch(history, "val_acc")
     at_best = next((h.get("test_acc") for h in history if int(h["epoch"]) == epoch), None) if epoch is not None else None
     two_nets = any("val_acc_net2" in h for h in history)
-    out = {"val_acc_best": best, "val_best_epoch": epoch, "test_acc_at_val_best": at_best}
+    final = next((h["val_acc"] for h in reversed(history) if h.get("val_acc") is not None), None)
+    out = {"val_acc_best": best, "val_best_epoch": epoch, "test_acc_at_val_best": at_best, "val_acc_final": final}
     for k in range(2):
         value, at = best_epoch(history, net_val_key(k, 2 if two_nets else 1)) if (k == 0 or two_nets) else (None, None)
         out.update({f"val_acc_best_net{k + 1}": value, f"val_best_epoch_net{k + 1}": at})

@@ -310,6 +310,8 @@ class DivideMixModel(_CoTrainedModel):
         loss = L_x + penalty over those rows (no L_u term; half the cost of the training pass).
       prior_penalty: weight of the uniform-prior penalty in the semi-supervised loss (1 in the
         reference; 0 leaves it out).
+      present_classes: the classes that have training samples (indices); the uniform prior of
+        the penalty covers only those. None: all num_classes.
 
     `compile(optimizer1, optimizer2)`. Calling the model returns the ensemble logits
     `net1(x) + net2(x)`, so `predict`, `evaluate` and `export` work on the ensemble.
@@ -327,6 +329,7 @@ class DivideMixModel(_CoTrainedModel):
         confidence_penalty=False,
         ssl_rows="all",
         prior_penalty=1.0,
+        present_classes=None,
         name="dividemix",
         **kwargs,
     ):
@@ -341,6 +344,11 @@ class DivideMixModel(_CoTrainedModel):
         self.mixup_alpha = float(mixup_alpha)
         self.ssl_rows = ssl_rows
         self.prior_penalty = float(prior_penalty)
+        present = np.ones(self.num_classes, np.float32)
+        if present_classes is not None:
+            present = np.zeros(self.num_classes, np.float32)
+            present[np.asarray(present_classes, np.int64)] = 1.0
+        self._present_classes = present  # numpy: a constant of the traced steps, nothing for Keras to track
         self.acc = keras.metrics.SparseCategoricalAccuracy(name="acc")
         self.acc_net1 = keras.metrics.SparseCategoricalAccuracy(name="acc_net1")
         self.acc_net2 = keras.metrics.SparseCategoricalAccuracy(name="acc_net2")
@@ -422,7 +430,7 @@ class DivideMixModel(_CoTrainedModel):
                 loss_u = loss_u / tf.maximum(global_unlabeled * self.num_classes, 1.0)
                 trained_rows = global_rows
             mean_probs = context.all_reduce("sum", tf.reduce_sum(tf.nn.softmax(logits), axis=0)) / trained_rows
-            penalty = self.prior_penalty * ops.uniform_prior_penalty(mean_probs) / replicas
+            penalty = self.prior_penalty * ops.uniform_prior_penalty(mean_probs, self._present_classes) / replicas
             loss = loss_x + lambda_u * loss_u + penalty
             scaled_loss = self._scale_loss(k, loss)
         self._apply_gradients(k, scaled_loss, tape)

@@ -100,11 +100,18 @@ def negative_entropy(logits):
     return tf.reduce_sum(tf.exp(log_probs) * log_probs, axis=-1)
 
 
-def uniform_prior_penalty(mean_probs):
+def uniform_prior_penalty(mean_probs, present=None):
     """The regulariser L_reg (Sec. 3.2): sum_c pi_c log(pi_c / mean_probs_c) with a uniform prior pi_c = 1/C.
 
-    `mean_probs` is the softmax averaged over the (global) mixed batch.
+    `mean_probs` is the softmax averaged over the (global) mixed batch. `present` (a 0/1 vector
+    over the C classes, optional): the prior is uniform over the present classes only (1/C' on
+    them, 0 elsewhere), so a class without any training sample gets no probability pushed onto it.
     """
-    num_classes = tf.cast(tf.shape(mean_probs)[-1], mean_probs.dtype)
-    prior = tf.ones_like(mean_probs) / num_classes
-    return tf.reduce_sum(prior * tf.math.log(prior / mean_probs))
+    if present is None:
+        present = tf.ones_like(mean_probs)
+    present = tf.cast(present, mean_probs.dtype)
+    prior = present / tf.reduce_sum(present)
+    # an absent class adds 0 (0 log 0); ones there keep both branches' gradients finite
+    on = prior > 0
+    safe_prior, safe_probs = tf.where(on, prior, 1.0), tf.where(on, mean_probs, 1.0)
+    return tf.reduce_sum(tf.where(on, prior * (tf.math.log(safe_prior) - tf.math.log(safe_probs)), 0.0))

@@ -8,6 +8,7 @@ with Keras' `CallbackList` and `Progbar`, and callbacks behave as under `fit`
 """
 
 import math
+import sys
 import time
 
 import keras
@@ -25,7 +26,7 @@ def train(
     codivide: CoDivide,
     *,
     epochs: int,
-    test_data,
+    test_data=None,
     lambda_u: float = 0.0,
     rampup_epochs: float = 16.0,
     callbacks=(),
@@ -44,6 +45,11 @@ def train(
     `val_data` (a validation set, as the reference's Clothing1M clean val list) is evaluated first
     when given: val_acc (the ensemble), val_acc_net1 and val_acc_net2 (each net alone, what
     callbacks.BestValidation selects on).
+    `test_data=None` evaluates no test set (`dmkeras.DivideMix.fit`).
+
+    Batch-level hooks: every step of every pass calls `on_train_batch_begin(batch)` and
+    `on_train_batch_end(batch, logs)` of the callbacks, `batch` counting the epoch's steps over its
+    passes and `logs` the step's losses named as the epoch's (net1_loss, ...).
     """
     callback_list = keras.callbacks.CallbackList([codivide, *callbacks], model=model)
     history = []
@@ -53,15 +59,19 @@ def train(
         started = time.time()
         callback_list.on_epoch_begin(epoch)
         logs = {"epoch": epoch + 1, **codivide.epoch_logs, "lr": float(keras.ops.convert_to_numpy(model.optimizers[0].learning_rate))}
+        first_batch = 0  # batch index of the pass's first step, counted over the epoch's passes
         for epoch_pass in codivide.passes:
             if verbose == 1:
                 print(_pass_title(epoch, epochs, epoch_pass), flush=True)
             logs.update(
-                run_pass(model, epoch_pass, epoch=epoch, warm_up=codivide.warm_up, lambda_u=lambda_u, rampup_epochs=rampup_epochs, seed=seed, verbose=verbose)
+                run_pass(model, epoch_pass, epoch=epoch, warm_up=codivide.warm_up, lambda_u=lambda_u, rampup_epochs=rampup_epochs, seed=seed, verbose=verbose,
+                         callbacks=callback_list, first_batch=first_batch)
             )
+            first_batch += epoch_pass.num_steps
         if val_data is not None:
             logs.update({f"val_{k}": v for k, v in model.accuracy(val_data).items() if not k.startswith("acc_top")})
-        logs.update({f"test_{k}": v for k, v in model.accuracy(test_data).items()})
+        if test_data is not None:
+            logs.update({f"test_{k}": v for k, v in model.accuracy(test_data).items()})
         if extra_test_data is not None:
             logs.update({f"extra_test_{k}": v for k, v in model.accuracy(extra_test_data).items()})
         logs["epoch_time_s"] = time.time() - started
@@ -74,18 +84,28 @@ def train(
     return history
 
 
-def run_pass(model, epoch_pass: EpochPass, *, epoch, warm_up, lambda_u, rampup_epochs, seed, verbose=1) -> dict:
-    """Run one net's pass; return its mean losses as {"net1_loss": ..., ...}."""
+def run_pass(model, epoch_pass: EpochPass, *, epoch, warm_up, lambda_u, rampup_epochs, seed, verbose=1, callbacks=None,
+             first_batch=0) -> dict:
+    """Run one net's pass; return its mean losses as {"net1_loss": ..., ...}.
+
+    `callbacks` (a keras CallbackList, optional): its batch hooks are called around every step, with
+    batch numbers from `first_batch` and the step's losses as {"net1_loss": ...} at the end."""
     prefix = f"net{epoch_pass.net + 1}_"
     if epoch_pass.num_steps == 0:
         return {}
     ssl = epoch_pass.phase == SEMI_SUPERVISED
     step_fn = model.step_function(epoch_pass.phase, epoch_pass.net, with_unlabeled=epoch_pass.with_unlabeled)
     rng = np.random.default_rng([seed, epoch, epoch_pass.net, 2])  # stream tag 2: see CoDivide._rng
-    progbar = keras.utils.Progbar(epoch_pass.num_steps, verbose=1 if verbose == 1 else 0)
+    # Keras' bar redraws itself with ANSI escapes and carriage returns (it takes any POSIX stdout for
+    # a terminal): only on a terminal or in a notebook; else (a log file, a pipe) Progbar's verbose 2,
+    # one plain line at the end of the pass.
+    interactive = (hasattr(sys.stdout, "isatty") and sys.stdout.isatty()) or "ipykernel" in sys.modules
+    progbar = keras.utils.Progbar(epoch_pass.num_steps, verbose=0 if verbose != 1 else 1 if interactive else 2)
     totals = {}
     iterator = iter(epoch_pass.dataset)
     for step in range(epoch_pass.num_steps):
+        if callbacks is not None:
+            callbacks.on_train_batch_begin(first_batch + step)
         if ssl:
             # lambda_u ramps over fractional epochs, as the reference's epoch + batch_idx / num_iter
             ramp = ops.linear_rampup(epoch + step / epoch_pass.ramp_iterations, warm_up, lambda_u, rampup_epochs)
@@ -96,6 +116,8 @@ def run_pass(model, epoch_pass: EpochPass, *, epoch, warm_up, lambda_u, rampup_e
         _check_finite(values, epoch, step, epoch_pass, model)
         for name, value in values.items():
             totals[name] = totals.get(name, 0.0) + value
+        if callbacks is not None:
+            callbacks.on_train_batch_end(first_batch + step, {prefix + name: value for name, value in values.items()})
         progbar.update(step + 1, values=list(values.items()))
     # One value per replica again for the net's moving statistics before anything evaluates it: the
     # peer's eval-mode forward in the next pass, the co-divide scoring of the next epoch, the test

@@ -8,10 +8,11 @@ own (--from_run, --thresholds, --retrain, --compare=cleanlab, ...); `--helpfull`
 """
 
 import logging
-import os
 import sys
 
-os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+from launch import console
+
+console.setup()  # first, before anything imports TensorFlow: its start-up chatter only with --tf_logs
 
 from absl import app, flags  # noqa: E402
 
@@ -21,6 +22,7 @@ from launch import flags_util  # noqa: E402
 
 flags_util.define_flags(TrainConfig)
 flags_util.define_flags(AuditConfig)
+flags.adopt_module_key_flags(console)
 flags.adopt_module_key_flags(flags_util)
 
 

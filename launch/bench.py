@@ -10,10 +10,11 @@ the TrainConfig fields of `dmkeras.bench.TRAIN_PASSTHROUGH` that TrainConfig has
 """
 
 import dataclasses
-import os
 import sys
 
-os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+from launch import console
+
+console.setup()  # first, before anything imports TensorFlow: its start-up chatter only with --tf_logs
 
 from absl import app, flags  # noqa: E402
 
@@ -25,6 +26,7 @@ flags_util.define_flags(BenchConfig)
 # TrainConfig fields the benchmarked model is built with, when TrainConfig has them.
 PASSTHROUGH = [f.name for f in dataclasses.fields(TrainConfig) if f.name in TRAIN_PASSTHROUGH]
 flags_util.define_flags(TrainConfig, only=PASSTHROUGH)
+flags.adopt_module_key_flags(console)
 flags.adopt_module_key_flags(flags_util)
 
 

@@ -8,10 +8,11 @@ export in --out is replaced; any other non-empty --out is refused.
 """
 
 import logging
-import os
 import sys
 
-os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")  # keep TensorFlow's C++ start-up chatter out of the output
+from launch import console
+
+console.setup()  # first, before anything imports TensorFlow: its start-up chatter only with --tf_logs
 
 from absl import app, flags  # noqa: E402
 from absl import logging as absl_logging  # noqa: E402
@@ -21,6 +22,7 @@ from launch import flags_util  # noqa: E402
 flags.DEFINE_string("workdir", "", "run directory written by launch.train (config.json, dataset.json, summary.json, net*.keras)")
 flags.DEFINE_string("out", "", "export directory to create (an earlier export there is replaced)")
 flags.DEFINE_bool("allow_unfinished", False, "export the last weights of a run that did not finish")
+flags.adopt_module_key_flags(console)  # --tf_logs in --helpshort
 
 FLAGS = flags.FLAGS
 

@@ -9,7 +9,8 @@ run column says how many runs the row averages. --group_over=none gives one row 
 
 When a run had a validation set, a column "test acc val-selected" shows the test accuracy of its
 nets' best-validation weights (summary.json's test_acc_val_selected, the reference's Clothing1M
-figure; "-" for the runs without one). Columns "time / epoch" (a semi-supervised epoch, or a
+figure; "-" for the runs without one), and "val acc final" the last epoch's validation accuracy (what
+recipes are tuned on). Columns "time / epoch" (a semi-supervised epoch, or a
 baseline's epoch) and "peak RSS" appear when the summaries have them.
 """
 
@@ -22,6 +23,7 @@ import numpy as np
 
 COLUMNS = ["run", "method", "noise", "wrong labels", "test acc best", "test acc last 10", "division AUC", "labeled", "epochs", "wall time"]
 VAL_SELECTED = "test acc val-selected"  # after "test acc last 10", when some run has it
+VAL_FINAL = "val acc final"  # after "test acc last 10", when some run has a validation set
 EPOCH_TIME, PEAK_RSS = "time / epoch", "peak RSS"  # around "wall time", when some run has them
 NOT_CONFIG = ("workdir", "verbose", "noise_file", "data_dir")  # where a run was kept, not what it ran
 _RUN_SUFFIX = re.compile(r"(_(seed|s|split|split_seed)\d+)+$")
@@ -64,7 +66,7 @@ def group_runs(workdirs, over=("seed",)) -> list[list[str]]:
     return list(groups.values())
 
 
-def row(workdirs, val_selected: bool = False, cost: bool = False) -> list[str]:
+def row(workdirs, val_selected: bool = False, cost: bool = False, val_final: bool = False) -> list[str]:
     """The table row of one run, or of several runs of one setting (a list of directories)."""
     workdirs = [workdirs] if isinstance(workdirs, str) else list(workdirs)
     runs = [_read(w) for w in workdirs]
@@ -81,6 +83,7 @@ def row(workdirs, val_selected: bool = False, cost: bool = False) -> list[str]:
         _stat(_values(summaries, "noise_rate_actual"), ".3f") if config["noise_mode"] != "none" else "-",
         _stat(_values(summaries, "test_acc_best"), ".2f", 100, "%"),
         _stat(_values(summaries, "test_acc_last"), ".2f", 100, "%"),
+        *([_stat(_values(summaries, "val_acc_final"), ".2f", 100, "%")] if val_final else []),
         *([_stat(_values(summaries, "test_acc_val_selected"), ".2f", 100, "%")] if val_selected else []),
         _stat(_values(summaries, "division_auc_last"), ".4f"),
         _stat(_values(summaries, "labeled_fraction_last"), ".3f"),
@@ -96,15 +99,18 @@ def table(workdirs, over=("seed",)) -> str:
     summaries = [_read(w)[1] for w in workdirs]
     val_selected = any(s.get("test_acc_val_selected") is not None for s in summaries)
     cost = any(s.get("peak_rss_mb") is not None for s in summaries)
+    val_final = any(s.get("val_acc_final") is not None for s in summaries)
     columns = list(COLUMNS)
     if val_selected:
         columns.insert(columns.index("test acc last 10") + 1, VAL_SELECTED)
+    if val_final:
+        columns.insert(columns.index("test acc last 10") + 1, VAL_FINAL)
     if cost:
         columns.insert(columns.index("wall time"), EPOCH_TIME)
         columns.append(PEAK_RSS)
     groups = group_runs(workdirs, over) if over else [[w] for w in workdirs]
     lines = ["| " + " | ".join(columns) + " |", "|" + "---|" * len(columns)]
-    lines += ["| " + " | ".join(row(g, val_selected, cost)) + " |" for g in groups]
+    lines += ["| " + " | ".join(row(g, val_selected, cost, val_final)) + " |" for g in groups]
     return "\n".join(lines)
 
 

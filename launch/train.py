@@ -6,10 +6,11 @@ Every flag is a field of `dmkeras.config.TrainConfig`; `--helpfull` lists them.
 """
 
 import logging
-import os
 import sys
 
-os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")  # keep TensorFlow's C++ start-up chatter out of the progress output
+from launch import console
+
+console.setup()  # first, before anything imports TensorFlow: its start-up chatter only with --tf_logs
 
 from absl import app, flags  # noqa: E402
 
@@ -17,6 +18,7 @@ from dmkeras.config import TrainConfig  # noqa: E402
 from launch import flags_util  # noqa: E402
 
 flags_util.define_flags(TrainConfig)
+flags.adopt_module_key_flags(console)
 flags.adopt_module_key_flags(flags_util)  # so that --helpshort lists them
 
 

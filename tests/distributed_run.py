@@ -37,7 +37,7 @@ CONFIG = dict(
 
 
 def main(strategy: str, workdir: str, result_path: str, cpu_replicas: int = 0) -> None:
-    from dmkeras import experiment, ops, trainer
+    from dmkeras import experiment, metrics, ops, trainer
     from dmkeras.codivide import CoDivide
     from dmkeras.config import TrainConfig
     from dmkeras.model import SEMI_SUPERVISED
@@ -66,7 +66,7 @@ def main(strategy: str, workdir: str, result_path: str, cpu_replicas: int = 0) -
         "replicas": model.distribute_strategy.num_replicas_in_sync,
         "test_acc_best": summary["test_acc_best"],
         "history": [
-            {k: v for k, v in logs.items() if isinstance(v, (int, float)) and k != "epoch_time_s"} for logs in captured["history"]
+            {k: v for k, v in logs.items() if isinstance(v, (int, float)) and k not in metrics.MEASURED} for logs in captured["history"]
         ],
         "divisions": captured["divisions"],
         "weights": [w.numpy().tolist() for net in model.nets for w in net.weights],

@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from dmkeras import trainer, zoo
+from dmkeras import metrics, trainer, zoo
 from dmkeras.codivide import CoDivide
 from dmkeras.data import pipeline
 from dmkeras.data.augment import AugmentConfig
@@ -94,7 +94,7 @@ def test_a_run_is_reproducible_from_its_seed():
 
     (h1, w1), (h2, w2) = run(), run()
     for a, b in zip(h1, h2):
-        assert {k: v for k, v in a.items() if k != "epoch_time_s"} == {k: v for k, v in b.items() if k != "epoch_time_s"}
+        assert {k: v for k, v in a.items() if k not in metrics.MEASURED} == {k: v for k, v in b.items() if k not in metrics.MEASURED}
     for a, b in zip(w1, w2):
         np.testing.assert_array_equal(a, b)
 
@@ -156,3 +156,16 @@ def test_freeze_backbone_trains_only_the_head_then_everything():
     trainer.train(model, codivide, epochs=2, initial_epoch=1, test_data=test_data, callbacks=[FreezeBackbone(1)], verbose=0)
     assert all(layer.trainable for layer in net.layers)
     assert not np.array_equal(before[0], net.weights[0].numpy())
+
+
+def test_a_class_emptied_from_the_labeled_set_is_named_once(caplog):
+    _, bank, _, _ = _setup(n=12)
+    labels = np.array([0, 0, 0, 0, 1, 1, 1, 1, 2, 2, 2, 2])
+    codivide = CoDivide(bank, labels, warm_up=1, batch_size=4, num_classes=3)
+    labeled = labels != 2  # class 2 has no labeled sample
+    with caplog.at_level(logging.WARNING, logger="dmkeras"):
+        codivide._warn_emptied_classes(0, labeled, labels)
+        codivide._warn_emptied_classes(1, labeled, labels)  # the same class again: no second warning
+    warnings = [r.getMessage() for r in caplog.records if "labels no sample" in r.getMessage()]
+    assert warnings == ["net 1's division labels no sample of class(es) 2: net 2 learns them from guessed labels only "
+                        "(--division=per_class_gmm or class_floor keeps every class in the labeled set)"]

@@ -52,3 +52,13 @@ def test_division_quality_by_hand():
     assert quality["precision"] == pytest.approx(2 / 3)  # labeled: 0, 1, 2; clean among them: 0, 1
     assert quality["recall"] == pytest.approx(2 / 3)  # clean: 0, 1, 3; labeled among them: 0, 1
     assert quality["auc"] == pytest.approx(5 / 6)  # clean (0.9, 0.8, 0.2) vs noisy (0.7, 0.1): 5 of 6 pairs ordered
+
+
+def test_min_class_labeled_fraction_finds_an_emptied_class():
+    labels = np.array([0, 0, 0, 0, 1, 1, 2, 2, 2])
+    labeled = np.array([1, 1, 0, 0, 1, 0, 0, 0, 0], bool)
+    assert division.min_class_labeled_fraction(labeled, labels, 3) == 0.0  # class 2: none of 3
+    labeled[6] = True
+    assert division.min_class_labeled_fraction(labeled, labels, 3) == pytest.approx(1 / 3)
+    # a class without any sample (num_classes 4) does not count
+    assert division.min_class_labeled_fraction(labeled, labels, 4) == pytest.approx(1 / 3)

@@ -83,6 +83,7 @@ def test_summary_has_the_cost_figures(tmp_path):
         rows = list(csv.DictReader(f))
     assert rows[0]["codivide_time_s"] == "" and float(rows[1]["codivide_time_s"]) > 0  # no co-divide in warm-up
     assert all(float(r["rss_mb"]) > 100 for r in rows)
+    assert rows[0]["net1_min_class_labeled"] == "" and 0 <= float(rows[1]["net1_min_class_labeled"]) <= 1
     epoch_times = [float(r["epoch_time_s"]) for r in rows]
     assert summary["warmup_epoch_time_s"] == pytest.approx(epoch_times[0], rel=1e-4)
     assert summary["ssl_epoch_time_s"] == pytest.approx(np.mean(epoch_times[1:]), rel=1e-4)

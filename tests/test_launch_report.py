@@ -84,3 +84,12 @@ def test_cost_columns_and_a_clean_run(tmp_path):
 def test_unknown_option_is_refused(capsys):
     assert report.main(["report", "--over=seed", "x"]) == 2
     assert "unknown option --over=seed" in capsys.readouterr().err
+
+
+def test_val_acc_final_is_a_column_when_a_run_has_a_validation_set(tmp_path):
+    runs = [_seeded(tmp_path / "tuned", 0, 0.9, 0.88, val_acc_final=0.8123), _seeded(tmp_path / "other", 1, 0.9, 0.88)]
+    config = json.loads((tmp_path / "other" / "config.json").read_text())
+    (tmp_path / "other" / "config.json").write_text(json.dumps({**config, "lr": 0.1}))
+    lines = report.table(runs).splitlines()
+    assert "| test acc last 10 | val acc final | division AUC |" in lines[0]
+    assert "| 88.00% | 81.23% | 0.9000 |" in lines[2] and "| 88.00% | - | 0.9000 |" in lines[3]

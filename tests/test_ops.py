@@ -118,3 +118,19 @@ def test_random_permutation_is_the_same_under_xla():
         np.testing.assert_array_equal(jitted(tf.constant(n), seed).numpy(), eager)
         # and the order of the float keys it replaced (stateless_uniform, ties by index)
         np.testing.assert_array_equal(eager, np.argsort(tf.random.stateless_uniform([n], seed=seed).numpy(), kind="stable"))
+
+
+def test_uniform_prior_penalty_over_the_present_classes_only():
+    mean_probs = tf.constant([0.5, 0.3, 0.2, 0.0])
+    # by hand: the prior is 1/3 on the three present classes, 0 (and 0 log 0 = 0) on the fourth
+    hand = sum(np.log((1 / 3) / q) / 3 for q in (0.5, 0.3, 0.2))
+    assert float(ops.uniform_prior_penalty(mean_probs, np.array([1, 1, 1, 0], np.float32))) == pytest.approx(hand, rel=1e-6)
+    assert float(ops.uniform_prior_penalty(tf.fill([4], 0.25))) == pytest.approx(0.0, abs=1e-7)
+    # without the mask, the class nobody predicts makes it infinite: the push onto classes that do not exist
+    assert float(ops.uniform_prior_penalty(mean_probs)) == np.inf
+    # and the masked penalty's gradient stays finite at the absent class
+    with tf.GradientTape() as tape:
+        tape.watch(mean_probs)
+        value = ops.uniform_prior_penalty(mean_probs, np.array([1, 1, 1, 0], np.float32))
+    grad = tape.gradient(value, mean_probs).numpy()
+    np.testing.assert_allclose(grad, [-1 / 1.5, -1 / 0.9, -1 / 0.6, 0.0], rtol=1e-6)  # d/dq of -(1/3) log q

@@ -10,7 +10,7 @@ import time
 
 import pytest
 
-from dmkeras import checkpoint
+from dmkeras import checkpoint, metrics
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 FLAGS = [
@@ -25,12 +25,12 @@ def _command(workdir):
 
 def _metrics(workdir):
     with open(os.path.join(workdir, "metrics.csv")) as f:
-        return [{k: v for k, v in row.items() if k != "epoch_time_s"} for row in csv.DictReader(f)]
+        return [{k: v for k, v in row.items() if k not in metrics.MEASURED} for row in csv.DictReader(f)]
 
 
 def _summary(workdir):
     with open(os.path.join(workdir, "summary.json")) as f:
-        return {k: v for k, v in json.load(f).items() if k != "wall_time_s"}
+        return {k: v for k, v in json.load(f).items() if k not in metrics.SUMMARY_MEASURED}
 
 
 def _checkpointed_epochs(workdir):

@@ -21,7 +21,7 @@ from dmkeras.data.sources import load_source
 from dmkeras.errors import DmkerasError
 from tests.data.test_image_sources import digits, make_clothing1m, write  # noqa: F401
 
-SUMMARY_VAL_KEYS = ("val_acc_best", "val_best_epoch", "test_acc_at_val_best", "val_acc_best_net1", "val_best_epoch_net1",
+SUMMARY_VAL_KEYS = ("val_acc_best", "val_best_epoch", "test_acc_at_val_best", "val_acc_final", "val_acc_best_net1", "val_best_epoch_net1",
                     "val_acc_best_net2", "val_best_epoch_net2", "test_acc_val_selected")
 
 
@@ -49,6 +49,7 @@ def test_validation_summary_selects_each_net_on_its_own():
     out = metrics.validation_summary(history, test_acc_val_selected=0.77)
     assert out == {
         "val_acc_best": pytest.approx(0.725), "val_best_epoch": 3, "test_acc_at_val_best": 0.3,  # ensemble: (0.8+0.65)/2
+        "val_acc_final": pytest.approx(0.675),  # the last epoch's ensemble: (0.7+0.65)/2
         "val_acc_best_net1": 0.80, "val_best_epoch_net1": 2,  # tied at epoch 3: the earlier one
         "val_acc_best_net2": 0.65, "val_best_epoch_net2": 3,  # its own best, not net 1's epoch
         "test_acc_val_selected": 0.77,
@@ -156,7 +157,7 @@ def _rows(workdir):
 
 def _summary(workdir):
     with open(os.path.join(workdir, "summary.json")) as f:
-        return {k: v for k, v in json.load(f).items() if k != "wall_time_s"}
+        return {k: v for k, v in json.load(f).items() if k not in metrics.SUMMARY_MEASURED}
 
 
 def _normalised(workdir, images):

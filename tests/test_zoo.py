@@ -20,6 +20,7 @@ SHAPES = {
     "preact_resnet34": (16, 16, 3),
     "mobilenet_v2": (32, 32, 3),
     "small_cnn": (8, 8, 1),
+    "mnist_cnn": (28, 28, 1),
     "resnet50": (32, 32, 3),
     "inception_resnet_v2": (75, 75, 3),
 }
