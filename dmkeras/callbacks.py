@@ -244,12 +244,13 @@ def epoch_line(logs: dict, epochs: int) -> str:
         parts.append("AUC " + "/".join(f"{a:.3f}" if math.isfinite(a) else "-" for a in aucs))
     if "val_acc" in logs:
         parts.append(f"val acc {pct('val_acc')}%" + (f" (net1 {pct('val_acc_net1')}, net2 {pct('val_acc_net2')})" if "val_acc_net1" in logs else ""))
-    test = f"test acc {pct('test_acc')}%"
-    if "test_acc_net1" in logs:
-        test += f" (net1 {pct('test_acc_net1')}, net2 {pct('test_acc_net2')})"
-    if "test_acc_top5" in logs:
-        test += f", top-5 {pct('test_acc_top5')}%"
-    parts.append(test)
+    if "test_acc" in logs:  # not in a fit without a test set (dmkeras.DivideMix)
+        test = f"test acc {pct('test_acc')}%"
+        if "test_acc_net1" in logs:
+            test += f" (net1 {pct('test_acc_net1')}, net2 {pct('test_acc_net2')})"
+        if "test_acc_top5" in logs:
+            test += f", top-5 {pct('test_acc_top5')}%"
+        parts.append(test)
     if "extra_test_acc" in logs:
         parts.append(f"extra test acc {pct('extra_test_acc')}%" + (f", top-5 {pct('extra_test_acc_top5')}%" if "extra_test_acc_top5" in logs else ""))
     parts.append(f"{logs.get('epoch_time_s', 0):.1f}s")

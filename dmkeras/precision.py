@@ -31,12 +31,17 @@ def policy_name(mode: str) -> str:
     return "float32" if mode == "off" else mode
 
 
-@contextlib.contextmanager
 def policy_scope(mode: str):
     """Build layers under the policy of `mode` inside the block; restore the global policy after."""
-    name = policy_name(mode)
+    return global_policy_scope(policy_name(mode))
+
+
+@contextlib.contextmanager
+def global_policy_scope(policy):
+    """Build layers under the dtype `policy` (a name or a keras DTypePolicy) inside the block;
+    the global policy is restored after."""
     previous = keras.mixed_precision.global_policy()
-    keras.mixed_precision.set_global_policy(name)
+    keras.mixed_precision.set_global_policy(policy)
     try:
         yield
     finally:

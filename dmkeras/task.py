@@ -18,7 +18,6 @@ the command line (`dmkeras.experiment.run`) does, so the same settings give the 
 
 from __future__ import annotations
 
-import contextlib
 import copy
 import logging
 import math
@@ -30,6 +29,7 @@ import numpy as np
 import tensorflow as tf
 
 from dmkeras import audit, trainer, zoo
+from dmkeras import callbacks as callbacks_lib
 from dmkeras import optimizers as optimizers_lib
 from dmkeras import precision
 from dmkeras.config import TrainConfig
@@ -233,7 +233,7 @@ class DivideMix(DivideMixModel):
         shape = tuple(input_shape)[1:]
         if self.net1 is None:  # a zoo backbone: build both nets now, seeded as the command line does
             shape = zoo._check_input_shape(shape)
-            with self.distribute_strategy.scope(), _global_policy(self.dtype_policy):
+            with self.distribute_strategy.scope(), precision.global_policy_scope(self.dtype_policy):
                 keras.utils.set_random_seed(self.seed)
                 for attr in ("net1", "net2"):
                     net = zoo.create_model(self._backbone_name, self.num_classes, shape, **self.backbone_args)
@@ -650,17 +650,6 @@ class DivideMix(DivideMixModel):
         return cls(**config)
 
 
-@contextlib.contextmanager
-def _global_policy(policy):
-    """Build layers under `policy` inside the block; the global policy is restored after."""
-    previous = keras.mixed_precision.global_policy()
-    keras.mixed_precision.set_global_policy(policy)
-    try:
-        yield
-    finally:
-        keras.mixed_precision.set_global_policy(previous)
-
-
 # -- optimizers -----------------------------------------------------------------------------------------
 
 
@@ -953,22 +942,11 @@ class _KerasCallbacks(keras.callbacks.Callback):
 
 
 class _EpochPrinter(keras.callbacks.Callback):
-    """One line per epoch: phase, losses, labeled counts, validation accuracy."""
+    """One line per epoch, the command line's (callbacks.epoch_line)."""
 
     def __init__(self, epochs):
         super().__init__()
         self.epochs = epochs
 
     def on_epoch_end(self, epoch, logs=None):
-        logs = logs or {}
-        parts = [f"epoch {epoch + 1}/{self.epochs} {logs.get('phase', '')}", f"lr {logs.get('lr', math.nan):.4g}"]
-        losses = [f"{logs[k]:.4f}" for k in ("net1_loss", "net2_loss") if k in logs]
-        if losses:
-            parts.append("loss " + "/".join(losses))
-        if "net1_labeled" in logs:
-            parts.append("labeled " + "/".join(f"{logs[k]:.0f}" for k in ("net1_labeled", "net2_labeled") if k in logs))
-        if "val_acc" in logs:
-            nets = ", ".join(f"net{k} {100 * logs[f'val_acc_net{k}']:.2f}" for k in (1, 2) if f"val_acc_net{k}" in logs)
-            parts.append(f"val acc {100 * logs['val_acc']:.2f}%" + (f" ({nets})" if nets else ""))
-        parts.append(f"{logs.get('epoch_time_s', 0):.1f}s")
-        print(" | ".join(parts), flush=True)
+        print(callbacks_lib.epoch_line({"epoch": epoch + 1, **(logs or {})}, self.epochs), flush=True)

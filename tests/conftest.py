@@ -4,6 +4,8 @@ import keras
 import numpy as np
 import pytest
 
+from dmkeras.config import TrainConfig
+
 
 @pytest.fixture(scope="session")
 def resnet50_imagenet_file(tmp_path_factory):
@@ -21,3 +23,20 @@ def resnet50_imagenet_file(tmp_path_factory):
     base(keras.applications.resnet50.preprocess_input(images), training=True)
     base.save_weights(path)
     return str(path)
+
+
+@pytest.fixture
+def digits_config(tmp_path):
+    """A factory of tiny digits TrainConfigs (width-8 small CNN, 120 / 40 images, 2 epochs) in tmp_path,
+    with the given fields changed."""
+
+    def make(workdir=None, **overrides):
+        values = dict(
+            dataset="digits", backbone="small_cnn", backbone_args="width=8", epochs=2, warm_up=1, batch_size=16,
+            eval_batch_size=64, train_limit=120, test_limit=40, workdir=str(workdir or tmp_path), verbose=0,
+            augment="crop", pad=1,
+        )
+        values.update(overrides)
+        return TrainConfig(**values)
+
+    return make

@@ -8,23 +8,13 @@ import pytest
 import tensorflow_datasets as tfds
 
 from dmkeras import experiment
-from dmkeras.config import TrainConfig
 from dmkeras.data import noise as noise_lib
 from dmkeras.errors import DmkerasError
 
 
-def _config(tmp_path, **overrides):
-    values = dict(
-        dataset="digits", backbone="small_cnn", backbone_args="width=8", epochs=2, warm_up=1, batch_size=16,
-        eval_batch_size=64, train_limit=120, test_limit=40, workdir=str(tmp_path), verbose=0, augment="crop", pad=1,
-    )
-    values.update(overrides)
-    return TrainConfig(**values)
-
-
-def test_tfds_cifar10_run_with_the_paper_asymmetric_map(tmp_path):
+def test_tfds_cifar10_run_with_the_paper_asymmetric_map(tmp_path, digits_config):
     with tfds.testing.mock_data(num_examples=96):
-        config = _config(tmp_path, dataset="tfds:cifar10", noise_mode="asym", noise_rate=0.4, augment="crop,flip", pad=4, train_limit=0, test_limit=0)
+        config = digits_config(tmp_path, dataset="tfds:cifar10", noise_mode="asym", noise_rate=0.4, augment="crop,flip", pad=4, train_limit=0, test_limit=0)
         data = experiment.load_data(config)
         summary = experiment.run(config)
     assert data.split.image_shape == (32, 32, 3) and data.split.num_classes == 10
@@ -37,20 +27,20 @@ def test_tfds_cifar10_run_with_the_paper_asymmetric_map(tmp_path):
     assert config.use_confidence_penalty
 
 
-def test_standard_baseline_writes_the_same_files(tmp_path):
-    summary = experiment.run(_config(tmp_path, method="standard", noise_rate=0.5))
+def test_standard_baseline_writes_the_same_files(tmp_path, digits_config):
+    summary = experiment.run(digits_config(tmp_path, method="standard", noise_rate=0.5))
     assert summary["division_auc_last"] is None and summary["labeled_fraction_last"] is None
     assert os.path.exists(os.path.join(tmp_path, "net1.keras")) and not os.path.exists(os.path.join(tmp_path, "net2.keras"))
     assert 0 <= summary["test_acc_best"] <= 1
 
 
-def test_dataset_with_its_own_noisy_labels_refuses_synthetic_noise(tmp_path):
+def test_dataset_with_its_own_noisy_labels_refuses_synthetic_noise(tmp_path, digits_config):
     rng = np.random.default_rng(0)
     path = tmp_path / "noisy.npz"
     y = rng.integers(0, 3, 30)
     np.savez(path, x_train=rng.integers(0, 256, (30, 8, 8), dtype=np.uint8), y_train=y, y_train_clean=(y + 1) % 3,
              x_test=rng.integers(0, 256, (9, 8, 8), dtype=np.uint8), y_test=rng.integers(0, 3, 9))
     with pytest.raises(DmkerasError, match="--noise_mode=none"):
-        experiment.load_data(_config(tmp_path, dataset=f"npz:{path}", noise_mode="sym"))
-    data = experiment.load_data(_config(tmp_path, dataset=f"npz:{path}", noise_mode="none", train_limit=0))
+        experiment.load_data(digits_config(tmp_path, dataset=f"npz:{path}", noise_mode="sym"))
+    data = experiment.load_data(digits_config(tmp_path, dataset=f"npz:{path}", noise_mode="none", train_limit=0))
     assert data.noise_rate_actual == 1.0 and np.array_equal(data.true_labels, (y + 1) % 3)

@@ -14,15 +14,6 @@ from dmkeras.data import sources
 from dmkeras.errors import DmkerasError
 
 
-def _config(tmp_path, **overrides):
-    values = dict(
-        dataset="digits", backbone="small_cnn", backbone_args="width=8", epochs=2, warm_up=1, batch_size=16,
-        eval_batch_size=64, train_limit=120, test_limit=40, workdir=str(tmp_path), verbose=0, augment="crop", pad=1,
-    )
-    values.update(overrides)
-    return TrainConfig(**values)
-
-
 def test_stratified_hold_out_takes_the_rounded_fraction_of_every_class():
     y = np.repeat(np.arange(3), [10, 7, 1])
     held = sources.stratified_hold_out(y, 0.25, seed=0)
@@ -32,9 +23,9 @@ def test_stratified_hold_out_takes_the_rounded_fraction_of_every_class():
     assert not np.array_equal(held, sources.stratified_hold_out(y, 0.25, seed=1))
 
 
-def test_val_fraction_is_carved_before_the_noise_and_keeps_true_labels(tmp_path):
-    plain = experiment.load_data(_config(tmp_path, train_limit=0, noise_rate=0.5))
-    data = experiment.load_data(_config(tmp_path, train_limit=0, noise_rate=0.5, val_fraction=0.1))
+def test_val_fraction_is_carved_before_the_noise_and_keeps_true_labels(tmp_path, digits_config):
+    plain = experiment.load_data(digits_config(tmp_path, train_limit=0, noise_rate=0.5))
+    data = experiment.load_data(digits_config(tmp_path, train_limit=0, noise_rate=0.5, val_fraction=0.1))
     n = len(plain.split.y_train)
     assert len(data.split.y_val) + len(data.labels) == n
     # 10% of each class, rounded half up
@@ -44,7 +35,7 @@ def test_val_fraction_is_carved_before_the_noise_and_keeps_true_labels(tmp_path)
     train_rows = {row.tobytes(): label for row, label in zip(plain.split.x_train, plain.split.y_train)}
     assert all(train_rows[x.tobytes()] == y for x, y in zip(data.split.x_val, data.split.y_val))
     assert 0.4 < data.noise_rate_actual < 0.5  # sym 0.5 over 10 classes: 0.45 expected
-    other = experiment.load_data(_config(tmp_path, train_limit=0, noise_rate=0.5, val_fraction=0.1, split_seed=1))
+    other = experiment.load_data(digits_config(tmp_path, train_limit=0, noise_rate=0.5, val_fraction=0.1, split_seed=1))
     assert not np.array_equal(other.split.y_val, data.split.y_val) or not np.array_equal(other.split.x_val, data.split.x_val)
 
 
@@ -77,8 +68,8 @@ def test_mnist_cnn_is_three_stages_of_16_32_64():
     assert "pool1" in names and "block2b_conv" in names and "block3a_conv" not in names
 
 
-def test_summary_has_the_cost_figures(tmp_path):
-    summary = experiment.run(_config(tmp_path, noise_rate=0.5, epochs=3))
+def test_summary_has_the_cost_figures(tmp_path, digits_config):
+    summary = experiment.run(digits_config(tmp_path, noise_rate=0.5, epochs=3))
     with open(os.path.join(tmp_path, "metrics.csv")) as f:
         rows = list(csv.DictReader(f))
     assert rows[0]["codivide_time_s"] == "" and float(rows[1]["codivide_time_s"]) > 0  # no co-divide in warm-up
@@ -93,9 +84,9 @@ def test_summary_has_the_cost_figures(tmp_path):
     assert summary["rss_mb_last"] == pytest.approx(float(rows[-1]["rss_mb"]), rel=1e-4)
 
 
-def test_cleanlab_method_retrains_on_what_cleanlab_keeps(tmp_path):
+def test_cleanlab_method_retrains_on_what_cleanlab_keeps(tmp_path, digits_config):
     cleanlab = pytest.importorskip("cleanlab.filter")
-    config = _config(tmp_path, method="cleanlab", cleanlab_folds=2, noise_rate=0.5, epochs=2, train_limit=200)
+    config = digits_config(tmp_path, method="cleanlab", cleanlab_folds=2, noise_rate=0.5, epochs=2, train_limit=200)
     summary = experiment.run(config)
     data = experiment.load_data(config)
     fold_order = np.random.default_rng([0, 3]).permutation(200)
@@ -114,5 +105,5 @@ def test_cleanlab_method_retrains_on_what_cleanlab_keeps(tmp_path):
     with open(tmp_path / "summary.json") as f:
         assert json.load(f)["cleanlab_flagged"] == summary["cleanlab_flagged"]
     # the folds and the models are seeded: a second run flags the same samples
-    again = experiment.run(_config(tmp_path / "again", method="cleanlab", cleanlab_folds=2, noise_rate=0.5, epochs=2, train_limit=200))
+    again = experiment.run(digits_config(tmp_path / "again", method="cleanlab", cleanlab_folds=2, noise_rate=0.5, epochs=2, train_limit=200))
     assert again["cleanlab_flagged"] == summary["cleanlab_flagged"]

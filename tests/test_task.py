@@ -433,3 +433,14 @@ def test_classes_without_a_sample_are_named_and_left_out_of_the_prior(digits, ca
         model.fit(data.x_train[:200], data.y_train[:200], epochs=1, verbose=0)
     assert "num_classes=12 but 2 class(es) have no training sample (10, 11)" in caplog.text
     assert model._present_classes.tolist() == [1.0] * 10 + [0.0, 0.0]
+
+
+def test_fit_prints_the_command_lines_epoch_line_without_a_test_column(capsys):
+    from dmkeras.task import _EpochPrinter
+
+    logs = {"phase": "ssl", "lr": 0.02, "net1_loss": 1.5, "net2_loss": 1.25, "net1_labeled": 700.0, "net2_labeled": 650.0,
+            "val_acc": 0.9, "val_acc_net1": 0.89, "val_acc_net2": 0.88, "epoch_time_s": 3.25}
+    _EpochPrinter(10).on_epoch_end(2, logs)
+    line = capsys.readouterr().out.strip()
+    assert line == callbacks_lib.epoch_line({"epoch": 3, **logs}, 10)
+    assert line == "epoch 3/10 ssl | lr 0.02 | loss 1.5000/1.2500 | labeled 700/650 | val acc 90.00% (net1 89.00, net2 88.00) | 3.2s"
