@@ -8,18 +8,17 @@ audit_summary.json into the workdir, and prints the sweep table.
 
 import csv
 import dataclasses
-import json
 import os
 
 import numpy as np
 
 from dmkeras import audit, experiment, plots
-from dmkeras.callbacks import write_json_atomic
 from dmkeras.config import TrainConfig, _field
 from dmkeras.data import noise as noise_lib
 from dmkeras.data import pipeline
 from dmkeras.data.augment import AugmentConfig
 from dmkeras.errors import DmkerasError
+from dmkeras.rundir import RunDir
 
 COMPARE = ("", "cleanlab")
 # data settings a --from_run workdir must share with the audit's flags
@@ -48,25 +47,25 @@ class AuditConfig:
             raise DmkerasError(f"--cv_folds must be >= 2, got {self.cv_folds}")
         if self.cv_epochs < 1:
             raise DmkerasError(f"--cv_epochs must be >= 1, got {self.cv_epochs}")
-        if self.from_run and not os.path.isdir(self.from_run):
+        if self.from_run and not RunDir(self.from_run).exists():
             raise DmkerasError(f"--from_run: no such directory {self.from_run}")
         return self
 
 
-def _net_files(run_dir: str, config: TrainConfig) -> list[str]:
-    """The run's net*.keras files, after checking its config against the audit's data flags."""
+def _net_files(run: RunDir, config: TrainConfig) -> list[str]:
+    """The paths of the run's net*.keras files, after checking its config against the audit's data flags."""
+    run_dir = run.path
     try:
-        with open(os.path.join(run_dir, "config.json")) as f:
-            run_config = json.load(f)
-    except (OSError, json.JSONDecodeError) as error:
-        raise DmkerasError(f"--from_run {run_dir} is not a launch.train workdir (config.json: {error})") from None
+        run_config = run.config()
+    except DmkerasError as error:
+        raise DmkerasError(f"--from_run {error}") from None  # "--from_run DIR: not a dmkeras run directory (no config.json)"
     defaults = TrainConfig()  # a config.json from before a field existed ran with its default
     for name in _DATA_FIELDS:
         if run_config.get(name, getattr(defaults, name)) != getattr(config, name):
             raise DmkerasError(
                 f"--from_run {run_dir} was trained with --{name}={run_config.get(name)!r}, not {getattr(config, name)!r}"
             )
-    nets = sorted(n for n in os.listdir(run_dir) if n.startswith("net") and n.endswith(".keras"))
+    nets = run.net_paths()
     if not nets:
         raise DmkerasError(f"--from_run {run_dir} holds no net*.keras file (did the run finish?)")
     return nets
@@ -77,33 +76,33 @@ def run(config: TrainConfig, audit_config: AuditConfig) -> dict:
     audit_config.validate()
     thresholds = audit.parse_thresholds(audit_config.thresholds)
     workdir = config.workdir
+    out = RunDir(workdir)
     os.makedirs(workdir, exist_ok=True)
     run_dir = audit_config.from_run
     if not run_dir:  # the seed's protocol: warm-up only (CE, + confidence penalty under asym noise)
-        run_dir = os.path.join(workdir, "scoring_model")
+        run_dir = out.file(RunDir.SCORING_MODEL)
         print(f"training a scoring model (2 nets, {config.epochs} epochs of warm-up) in {run_dir}", flush=True)
         experiment.run(dataclasses.replace(config, workdir=run_dir, method="dividemix", warm_up=config.epochs))
-    net_files = _net_files(run_dir, config)
+    source = RunDir(run_dir)  # the run whose nets score the samples
+    net_files = _net_files(source, config)
 
     import keras
 
     data = experiment.load_data(config)
     split = data.split
-    labels = noise_lib.load_noise_file(os.path.join(run_dir, "noisy_labels.json"), len(split.y_train), split.num_classes)
+    labels = noise_lib.load_noise_file(source.noisy_labels_path, len(split.y_train), split.num_classes)
     true_labels = data.true_labels
-    nets = [keras.saving.load_model(os.path.join(run_dir, name)) for name in net_files]
-    for name, net in zip(net_files, nets):
+    nets = [keras.saving.load_model(path) for path in net_files]
+    for path, net in zip(net_files, nets):
         if net.output_shape[-1] != split.num_classes:
-            raise DmkerasError(
-                f"{os.path.join(run_dir, name)} predicts {net.output_shape[-1]} classes, {config.dataset} has {split.num_classes}"
-            )
+            raise DmkerasError(f"{path} predicts {net.output_shape[-1]} classes, {config.dataset} has {split.num_classes}")
     bank = pipeline.make_bank(split.x_train, split.mean, split.std, AugmentConfig.parse("none", 0))
     logits = [net.predict(bank.eval_dataset(config.eval_batch_size), verbose=0) for net in nets]
     scores = audit.score_samples(
         logits, labels, split.num_classes, strategy=config.division, class_floor=config.class_floor,
         p_threshold=config.p_threshold, true_labels=true_labels,
     )
-    audit.write_samples_csv(os.path.join(workdir, "samples.csv"), scores)
+    audit.write_samples_csv(out.file(RunDir.SAMPLES), scores)
 
     rows = audit.sweep(
         scores.mean_clean_prob, labels, split.num_classes, thresholds, true_labels=true_labels,
@@ -122,7 +121,7 @@ def run(config: TrainConfig, audit_config: AuditConfig) -> dict:
             _, history = experiment.train_baseline(config, split, split.x_train[kept], labels[kept], epochs=epochs)
             row["test_acc"] = float(np.mean([h["test_acc"] for h in history[-10:]]))
     columns = audit.sweep_columns(split.num_classes, true_labels is not None, audit_config.retrain)
-    audit.write_sweep_csv(os.path.join(workdir, "sweep.csv"), rows, columns)
+    audit.write_sweep_csv(out.file(RunDir.SWEEP), rows, columns)
     print(f"\nThreshold sweep ({config.division} division, {len(labels)} training samples, mean clean probability >= threshold)")
     print(audit.sweep_table(rows, split.num_classes), flush=True)
 
@@ -135,18 +134,18 @@ def run(config: TrainConfig, audit_config: AuditConfig) -> dict:
         from dmkeras import compare
 
         summary["cleanlab"] = compare.cleanlab_side_by_side(config, audit_config, split, labels, true_labels, scores)
-    _write_plots(workdir, run_dir, scores, rows, len(labels))
-    write_json_atomic(os.path.join(workdir, "audit_summary.json"), summary)
+    _write_plots(out, source, scores, rows, len(labels))
+    out.write_json(RunDir.AUDIT_SUMMARY, summary)
     return summary
 
 
-def _write_plots(workdir, run_dir, scores, rows, num_samples):
+def _write_plots(out: RunDir, run: RunDir, scores, rows, num_samples):
     is_clean = None if scores.is_noisy is None else ~scores.is_noisy
-    plots.loss_distribution(scores.divisions, is_clean, os.path.join(workdir, "loss_distribution.png"))
-    plots.sweep_curves(rows, os.path.join(workdir, "sweep.png"))
-    metrics_csv = os.path.join(run_dir, "metrics.csv")
+    plots.loss_distribution(scores.divisions, is_clean, out.loss_distribution_path)
+    plots.sweep_curves(rows, out.file(RunDir.SWEEP_PLOT))
+    metrics_csv = run.metrics_path
     if os.path.exists(metrics_csv):
         with open(metrics_csv) as f:
             history = [{k: float(v) if k != "phase" else v for k, v in row.items() if v != ""} for row in csv.DictReader(f)]
         if any("net1_labeled" in h for h in history):
-            plots.training_curves(history, num_samples, os.path.join(workdir, "division_over_epochs.png"))
+            plots.training_curves(history, num_samples, out.file(RunDir.DIVISION_OVER_EPOCHS))

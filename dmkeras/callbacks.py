@@ -2,7 +2,6 @@
 selection of each net's best-validation weights."""
 
 import csv
-import json
 import math
 import os
 import time
@@ -11,6 +10,7 @@ import keras
 import tensorflow as tf
 
 from dmkeras import metrics, plots
+from dmkeras.rundir import RunDir, write_json_atomic
 
 
 class StepDecay(keras.callbacks.Callback):
@@ -49,14 +49,6 @@ class FreezeBackbone(keras.callbacks.Callback):
         self._frozen = frozen
 
 
-def write_json_atomic(path: str, data) -> None:
-    """Write JSON through a temporary file so an interruption never leaves half a file."""
-    tmp = f"{path}.tmp"
-    with open(tmp, "w") as f:
-        json.dump(data, f, indent=2, sort_keys=True)
-    os.replace(tmp, path)
-
-
 class RunRecorder(keras.callbacks.Callback):
     """Writes the run directory as training goes, so an interrupted run loses no finished epoch.
 
@@ -67,7 +59,8 @@ class RunRecorder(keras.callbacks.Callback):
 
     def __init__(self, workdir: str, *, epochs: int, num_samples: int, noise_rate_actual: float, codivide=None, verbose: int = 1):
         super().__init__()
-        self.workdir = workdir
+        self.workdir = os.fspath(workdir)
+        self.run_dir = RunDir(workdir)
         self.epochs = epochs
         self.num_samples = num_samples
         self.noise_rate_actual = noise_rate_actual
@@ -85,13 +78,13 @@ class RunRecorder(keras.callbacks.Callback):
     def on_train_begin(self, logs=None):
         os.makedirs(self.workdir, exist_ok=True)
         self._started = time.time()
-        self._csv_file = open(os.path.join(self.workdir, "metrics.csv"), "w", newline="")
+        self._csv_file = open(self.run_dir.metrics_path, "w", newline="")
         self._csv = csv.DictWriter(self._csv_file, fieldnames=metrics.CSV_COLUMNS, extrasaction="ignore")
         self._csv.writeheader()
         for logs in self.history:  # epochs restored from a checkpoint
             self._csv.writerow({k: _csv_value(logs.get(k)) for k in metrics.CSV_COLUMNS})
         self._csv_file.flush()
-        self._writer = tf.summary.create_file_writer(os.path.join(self.workdir, "tensorboard"))
+        self._writer = tf.summary.create_file_writer(self.run_dir.tensorboard_dir)
 
     def on_epoch_end(self, epoch, logs=None):
         logs = dict(logs or {})
@@ -111,7 +104,7 @@ class RunRecorder(keras.callbacks.Callback):
             epochs=self.epochs,
         )
         self.summary.update(self.extra_summary)
-        write_json_atomic(os.path.join(self.workdir, "summary.json"), self.summary)
+        self.run_dir.write_json(RunDir.SUMMARY, self.summary)
         if self.verbose:
             print(epoch_line(logs, self.epochs), flush=True)
 
@@ -121,10 +114,10 @@ class RunRecorder(keras.callbacks.Callback):
         self.write_plots()
 
     def write_plots(self):
-        plots.training_curves(self.history, self.num_samples, os.path.join(self.workdir, "curves.png"))
+        plots.training_curves(self.history, self.num_samples, self.run_dir.curves_path)
         if self.codivide is not None and any(d is not None for d in self.codivide.divisions):
             plots.loss_distribution(
-                self.codivide.divisions, self.codivide.clean_masks(), os.path.join(self.workdir, "loss_distribution.png")
+                self.codivide.divisions, self.codivide.clean_masks(), self.run_dir.loss_distribution_path
             )
 
 
@@ -154,17 +147,17 @@ class BestValidation(keras.callbacks.Callback):
     without a validation set; the selected weights stay in best/.
     """
 
-    DIR = "best"
+    DIR = RunDir.BEST
 
     def __init__(self, workdir: str, test_data, recorder: "RunRecorder", verbose: int = 1):
         super().__init__()
-        self.workdir, self.test_data, self.recorder, self.verbose = workdir, test_data, recorder, verbose
+        self.workdir, self.test_data, self.recorder, self.verbose = os.fspath(workdir), test_data, recorder, verbose
         self.best: list[tuple[float | None, int | None]] = []
         self.test_selected: dict | None = None
 
     @property
     def directory(self) -> str:
-        return os.path.join(self.workdir, self.DIR)
+        return RunDir(self.workdir).best_dir
 
     def weights_path(self, k: int) -> str:
         return os.path.join(self.directory, f"net{k + 1}.weights.h5")

@@ -26,6 +26,8 @@ import time
 import keras
 import numpy as np
 
+from dmkeras.rundir import RunDir
+
 STATE = "state.json"
 # Tests set this to "EPOCH:STAGE:SECONDS" to hold the writer of checkpoint EPOCH at STAGE
 # ("files": files written, state.json not yet; "swap": checkpoint/ already moved to
@@ -45,10 +47,16 @@ def _complete(path: str) -> bool:
     return os.path.isfile(os.path.join(path, STATE))
 
 
+def _directories(workdir: str) -> tuple[str, str, str]:
+    """The run's checkpoint directory (RunDir.checkpoint_dir) and its .old / .tmp siblings."""
+    current = RunDir(workdir).checkpoint_dir
+    return current, current + ".old", current + ".tmp"
+
+
 def latest(workdir: str) -> str | None:
     """The newest complete checkpoint directory of a run, or None."""
-    for name in ("checkpoint", "checkpoint.old"):
-        path = os.path.join(workdir, name)
+    current, old, _ = _directories(workdir)
+    for path in (current, old):
         if _complete(path):
             return path
     return None
@@ -79,7 +87,8 @@ def _keep_file(src: str, dst: str, previous: str) -> None:
 def save(workdir: str, model, codivide, history: list[dict], elapsed_s: float, keep=()) -> None:
     """Write the checkpoint of the epochs in `history`; `keep`: sub-directories of workdir whose
     files go into it as they are now (see `restore_kept`)."""
-    tmp = os.path.join(workdir, "checkpoint.tmp")
+    run = RunDir(workdir)
+    current, old, tmp = _directories(workdir)
     shutil.rmtree(tmp, ignore_errors=True)
     os.makedirs(tmp)
     arrays = {}
@@ -92,13 +101,13 @@ def save(workdir: str, model, codivide, history: list[dict], elapsed_s: float, k
             arrays[f"losses{k + 1}_{i}"] = losses
     np.savez(os.path.join(tmp, "arrays.npz"), **arrays)
     for name in keep:
-        source = os.path.join(workdir, name)
+        source = run.file(name)
         if os.path.isdir(source):
             os.makedirs(os.path.join(tmp, KEPT, name))
             for entry in sorted(os.listdir(source)):
                 if ".tmp" not in entry and os.path.isfile(os.path.join(source, entry)):  # not a half-written file
                     _keep_file(os.path.join(source, entry), os.path.join(tmp, KEPT, name, entry),
-                               os.path.join(workdir, "checkpoint", KEPT, name, entry))
+                               os.path.join(current, KEPT, name, entry))
     _pause_for_tests(len(history), "files")
     state = {
         "epoch": len(history),
@@ -109,7 +118,6 @@ def save(workdir: str, model, codivide, history: list[dict], elapsed_s: float, k
     }
     with open(os.path.join(tmp, STATE), "w") as f:  # written last: marks the checkpoint complete
         json.dump(state, f)
-    current, old = os.path.join(workdir, "checkpoint"), os.path.join(workdir, "checkpoint.old")
     shutil.rmtree(old, ignore_errors=True)
     if os.path.exists(current):
         os.replace(current, old)
@@ -135,7 +143,7 @@ def restore(path: str, model, codivide) -> dict:
 def restore_kept(path: str, workdir: str, name: str) -> None:
     """Make workdir/name hold exactly the files checkpoint `path` kept of it (none when it kept
     none: a checkpoint written before the run had them)."""
-    target = os.path.join(workdir, name)
+    target = RunDir(workdir).file(name)
     shutil.rmtree(target, ignore_errors=True)
     os.makedirs(target)
     source = os.path.join(path, KEPT, name)

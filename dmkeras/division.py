@@ -21,7 +21,7 @@ import math
 
 import numpy as np
 
-from dmkeras import gmm
+from dmkeras import checks, gmm
 from dmkeras.errors import DmkerasError
 
 DIVISIONS = ("gmm", "per_class_gmm", "class_floor")
@@ -105,11 +105,7 @@ def _check_unit_interval(value, name) -> float:
 
 
 def _check_num_classes(num_classes):
-    if num_classes is None:
-        return None
-    if isinstance(num_classes, bool) or not isinstance(num_classes, (int, np.integer)) or num_classes < 1:
-        raise DmkerasError(f"num_classes must be a positive integer, got {num_classes!r}")
-    return int(num_classes)
+    return None if num_classes is None else checks.check_num_classes(num_classes)
 
 
 def _check_labels(labels, n, num_classes, strategy) -> np.ndarray | None:
@@ -118,23 +114,7 @@ def _check_labels(labels, n, num_classes, strategy) -> np.ndarray | None:
         if strategy in _CLASS_AWARE:
             raise DmkerasError(f"division strategy {strategy!r} needs the given labels (labels=None)")
         return None
-    arr = np.asarray(labels)
-    if arr.ndim != 1:
-        raise DmkerasError(f"labels must be 1-D (got shape {arr.shape})")
-    if len(arr) != n:
-        raise DmkerasError(f"labels has {len(arr)} entries but there are {n} losses / clean probabilities")
-    if arr.dtype == bool or not (np.issubdtype(arr.dtype, np.integer) or np.issubdtype(arr.dtype, np.floating)):
-        raise DmkerasError(f"labels must be integer class indices (got dtype {arr.dtype})")
-    if np.issubdtype(arr.dtype, np.floating):
-        if not np.all(np.isfinite(arr)) or np.any(arr != np.round(arr)):
-            raise DmkerasError("labels must be integer class indices (got non-integer values)")
-    arr = arr.astype(np.int64)
-    upper = "num_classes" if num_classes is None else num_classes
-    if n and arr.min() < 0:
-        raise DmkerasError(f"labels must lie in [0, {upper}), got {int(arr.min())}")
-    if n and num_classes is not None and arr.max() >= num_classes:
-        raise DmkerasError(f"labels must lie in [0, {num_classes}), got {int(arr.max())}")
-    return arr
+    return checks.check_class_labels(labels, num_classes, count=n, count_what=f"there are {n} losses / clean probabilities")
 
 
 def _degenerate_fit(value: float, reg_covar: float = 5e-4) -> gmm.GMMFit:

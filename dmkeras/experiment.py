@@ -5,7 +5,6 @@ that a notebook can do the same with `run(TrainConfig(...))`.
 """
 
 import dataclasses
-import json
 import logging
 import os
 import time
@@ -20,6 +19,7 @@ from dmkeras.data import noise as noise_lib
 from dmkeras.data import pipeline, sources
 from dmkeras.data.augment import AugmentConfig
 from dmkeras.errors import DmkerasError, TrainingDiverged
+from dmkeras.rundir import RunDir
 
 log = logging.getLogger("dmkeras")
 
@@ -248,15 +248,16 @@ def _run(config: TrainConfig, strategy, out: str, chief: bool, verbose: int) -> 
     import keras
 
     resume_from = _checkpoint_to_resume(config)
-    callbacks_lib.write_json_atomic(os.path.join(out, "config.json"), dataclasses.asdict(config))
+    out_dir = RunDir(out)
+    out_dir.write_json(RunDir.CONFIG, dataclasses.asdict(config))
     data = load_data(config, write_noise_file=chief)
     split = data.split
     if resume_from:
-        saved = noise_lib.load_noise_file(os.path.join(config.workdir, "noisy_labels.json"), len(data.labels), split.num_classes)
+        saved = noise_lib.load_noise_file(RunDir(config.workdir).noisy_labels_path, len(data.labels), split.num_classes)
         if not np.array_equal(saved, data.labels):
             raise DmkerasError(f"{config.workdir}: the noisy labels differ from those the checkpoint was trained on")
-    noise_lib.save_noise_file(os.path.join(out, "noisy_labels.json"), data.labels)
-    callbacks_lib.write_json_atomic(os.path.join(out, "dataset.json"), dataset_info(split, data.transform))
+    noise_lib.save_noise_file(out_dir.noisy_labels_path, data.labels)
+    out_dir.write_json(RunDir.DATASET, dataset_info(split, data.transform))
     if data.noise_rate_actual is not None and chief:
         print(
             f"{config.dataset}: {len(data.labels)} training / {len(split.y_test)} test "
@@ -372,7 +373,7 @@ def _run(config: TrainConfig, strategy, out: str, chief: bool, verbose: int) -> 
         test_acc_val_selected=None if best is None else best.test_acc_selected,
     )
     summary.update(recorder.extra_summary)
-    callbacks_lib.write_json_atomic(os.path.join(out, "summary.json"), summary)
+    out_dir.write_json(RunDir.SUMMARY, summary)
     if verbose:
         print(result_table(config, summary))
     return summary
@@ -427,7 +428,7 @@ def cleanlab_filter(config: TrainConfig, data: NoisyData, out: str, verbose: int
     cleanlab = _import_cleanlab()
     started = time.time()
     probs = cross_validated_probs(config, data.split, data.labels, folds=config.cleanlab_folds, epochs=config.epochs,
-                                  cache_dir=os.path.join(out, "cleanlab"), verbose=verbose)
+                                  cache_dir=RunDir(out).cleanlab_dir, verbose=verbose)
     flags = cleanlab.filter.find_label_issues(data.labels, probs)
     quality = cleanlab.rank.get_label_quality_scores(data.labels, probs)
     kept = np.flatnonzero(~flags)
@@ -486,9 +487,8 @@ def _checkpoint_to_resume(config: TrainConfig) -> str | None:
     if path is None:
         return None
     try:
-        with open(os.path.join(config.workdir, "config.json")) as f:
-            previous = json.load(f)
-    except (OSError, json.JSONDecodeError):
+        previous = RunDir(config.workdir).config()
+    except DmkerasError:  # missing or unreadable: every setting then counts as its default
         previous = {}
     current = dataclasses.asdict(config)
     defaults = {field.name: field.default for field in dataclasses.fields(TrainConfig)}  # settings added since
@@ -505,7 +505,7 @@ def _checkpoint_to_resume(config: TrainConfig) -> str | None:
 def save_weights(model, workdir: str) -> None:
     """Each net as a reloadable `.keras` file (architecture + weights)."""
     for k, net in enumerate(model.nets):
-        net.save(os.path.join(workdir, f"net{k + 1}.keras"))
+        net.save(RunDir(workdir).net_path(k))
 
 
 def result_table(config: TrainConfig, summary: dict) -> str:

@@ -28,7 +28,9 @@ import platform
 import shutil
 import tempfile
 
+from dmkeras import input_transform
 from dmkeras.errors import DmkerasError
+from dmkeras.rundir import RunDir
 
 FORMAT = "dmkeras-export"
 FORMAT_VERSION = 1
@@ -38,9 +40,9 @@ INPUT_KEY = "images"
 OUTPUT_KEY = "probabilities"
 LOGITS_KEY = "logits"
 SIGNATURES = ("serving_default", "predict_logits")
-RUN_FILES = ("config.json", "dataset.json", "summary.json")
+RUN_FILES = (RunDir.CONFIG, RunDir.DATASET, RunDir.SUMMARY)
 
-__all__ = ["export_run", "load", "model_card"]
+__all__ = ["export_run", "load", "load_net", "model_card"]
 
 
 # -- reading a run directory ---------------------------------------------------------------------
@@ -61,17 +63,18 @@ def _read_json(path: str, what: str) -> dict:
 
 def _read_run(workdir: str, allow_unfinished: bool) -> dict:
     """config, dataset, summary and the net files of a run directory, checked."""
-    if not workdir or not os.path.isdir(workdir):
+    run_dir = RunDir(workdir)
+    if not workdir or not run_dir.exists():
         raise DmkerasError(f"run directory not found: {workdir!r}")
-    run = {name.removesuffix(".json"): _read_json(os.path.join(workdir, name), f"run directory {workdir}") for name in RUN_FILES}
-    config, dataset, summary = run["config"], run["dataset"], run["summary"]
+    config, dataset, summary = run_dir.config(), run_dir.dataset(), run_dir.summary()  # the RUN_FILES
+    run = {"config": config, "dataset": dataset, "summary": summary}
     for key in ("image_shape", "mean", "std", "num_classes"):
         if key not in dataset:
-            raise DmkerasError(f"{os.path.join(workdir, 'dataset.json')} lacks {key!r}")
+            raise DmkerasError(f"{run_dir.dataset_path} lacks {key!r}")
     shape, mean, std = dataset["image_shape"], dataset["mean"], dataset["std"]
     if len(shape) != 3 or len(mean) != shape[2] or len(std) != shape[2] or min(std) <= 0:
         raise DmkerasError(
-            f"{os.path.join(workdir, 'dataset.json')}: image_shape {shape} does not fit mean {mean} / std {std}"
+            f"{run_dir.dataset_path}: image_shape {shape} does not fit mean {mean} / std {std}"
         )
     if not summary.get("finished", False) and not allow_unfinished:
         raise DmkerasError(
@@ -79,9 +82,9 @@ def _read_run(workdir: str, allow_unfinished: bool) -> dict:
             "pass allow_unfinished (--allow_unfinished) to export its last weights anyway"
         )
     num_nets = 1 if config.get("method") == "standard" else 2
-    nets = [f"net{k + 1}.keras" for k in range(num_nets)]
+    nets = [RunDir.net_name(k) for k in range(num_nets)]
     for name in nets:
-        if not os.path.isfile(os.path.join(workdir, name)):
+        if not os.path.isfile(run_dir.file(name)):
             raise DmkerasError(f"run directory {workdir} has no {name} (a {config.get('method', '?')} run writes {', '.join(nets)})")
     run["nets"] = nets
     return run
@@ -92,8 +95,6 @@ def _read_run(workdir: str, allow_unfinished: bool) -> dict:
 
 def _load_nets(directory: str, names) -> list:
     import keras
-
-    from dmkeras import zoo  # noqa: F401  (imports every backbone module, so any layer they register is known)
 
     nets = []
     for name in names:
@@ -132,9 +133,7 @@ def _serving_module(nets, dataset: dict):
             self.nets = list(nets)  # tracked: their variables are saved with the module
 
         def _logits(self, images):
-            # as dmkeras.data.augment.normalize, which training used
-            x = tf.cast(images, tf.float32) / 255.0
-            x = (x - tf.constant(mean, tf.float32)) / tf.constant(std, tf.float32)
+            x = input_transform.normalize(images, mean, std)  # the function training used
             # float32 logits, also from nets trained under a mixed precision policy
             logits = [tf.cast(net(x, training=False), tf.float32) for net in self.nets]
             return tf.add_n(logits) if len(logits) > 1 else logits[0]
@@ -387,7 +386,7 @@ def export_run(workdir: str, out_dir: str, *, allow_unfinished: bool = False, ve
             module, tmp, signatures={"serving_default": module.serve, "predict_logits": module.predict_logits}
         )
         for name in run["nets"]:
-            shutil.copy2(os.path.join(workdir, name), os.path.join(tmp, name))
+            shutil.copy2(RunDir(workdir).file(name), os.path.join(tmp, name))
         with open(os.path.join(tmp, CARD), "w") as f:
             json.dump(card, f, indent=2, sort_keys=True)
             f.write("\n")
@@ -410,7 +409,7 @@ def _verify(path, nets, dataset, np, tf) -> None:
     """The reloaded SavedModel must give the Keras nets' ensemble probabilities on random images."""
     shape = [int(d) for d in dataset["image_shape"]]
     images = np.random.default_rng(0).integers(0, 256, size=(3, *shape), dtype=np.uint8)
-    x = (images.astype(np.float32) / 255.0 - np.asarray(dataset["mean"], np.float32)) / np.asarray(dataset["std"], np.float32)
+    x = input_transform.normalize(images, dataset["mean"], dataset["std"])
     expected = tf.nn.softmax(sum(tf.cast(net(x, training=False), tf.float32) for net in nets)).numpy()
     got = tf.saved_model.load(path).signatures["serving_default"](**{INPUT_KEY: tf.constant(images)})[OUTPUT_KEY].numpy()
     error = float(np.max(np.abs(got - expected)))
@@ -432,6 +431,15 @@ def model_card(directory: str) -> dict:
     return card
 
 
+def load_net(directory: str, net: int = 1):
+    """Net `net` (1 or 2) of an export as a backbone: normalised images -> logits."""
+    card = model_card(directory)
+    name = f"net{net}.keras"
+    if name not in card.get("nets", []) or not os.path.isfile(os.path.join(os.fspath(directory), name)):
+        raise DmkerasError(f"export {directory} has no {name}")
+    return _load_nets(os.fspath(directory), [name])[0]
+
+
 def load(directory: str):
     """The exported ensemble as a Functional keras.Model: uint8 images [batch, H, W, C] -> class
     probabilities, preprocessing included (Rescaling + Normalization layers), the same numbers as
@@ -446,34 +454,3 @@ def load(directory: str):
     nets = _load_nets(directory, names)
     _check_nets(nets, card["dataset"], directory)
     return _keras_ensemble(nets, card["dataset"])
-
-
-def register_preset(directory: str, name: str, *, net: int = 1) -> str:
-    """Register an export as the zoo preset `name` ("arch.tag", e.g. "small_cnn.dividemix_digits_sym50").
-
-    `zoo.create_model(name)` then returns net `net` of the export as a backbone (normalised images
-    -> logits, like every zoo model), ready to fine-tune; the preset's metadata carries the model
-    card's dataset, noise, accuracy and path. Returns the name.
-    """
-    from dmkeras import zoo
-
-    card = model_card(directory)
-    path = os.path.join(os.fspath(directory), f"net{net}.keras")
-    if f"net{net}.keras" not in card.get("nets", []) or not os.path.isfile(path):
-        raise DmkerasError(f"export {directory} has no net{net}.keras")
-    arch = name.split(".", 1)[0]
-    if arch != card.get("backbone"):
-        raise DmkerasError(f"preset {name!r}: the export's backbone is {card.get('backbone')!r}, not {arch!r}")
-    metadata = {
-        "path": os.path.abspath(os.fspath(directory)),
-        "dataset": card["dataset"].get("name"),
-        "num_classes": card["dataset"].get("num_classes"),
-        "input_shape": card["dataset"].get("image_shape"),
-        "noise": card.get("noise"),
-        "method": card.get("method"),
-        "test_acc_best": card.get("test_acc_best"),
-        "test_acc_last": card.get("test_acc_last"),
-        "division_auc_last": card.get("division_auc_last"),
-    }
-    zoo.register_preset(name, lambda: _load_nets(os.fspath(directory), [f"net{net}.keras"])[0], metadata=metadata)
-    return name

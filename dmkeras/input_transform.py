@@ -28,8 +28,19 @@ import os
 import numpy as np
 
 from dmkeras.errors import DmkerasError
+from dmkeras.rundir import RunDir
 
-__all__ = ["InputTransform", "NAMED", "PRETRAINED", "choose", "for_weights"]
+__all__ = ["InputTransform", "NAMED", "PRETRAINED", "choose", "for_weights", "normalize"]
+
+
+def normalize(images, mean, std):
+    """Raw NHWC images (uint8, or float with values 0..255) -> float32 `(x / 255 - mean) / std` per
+    channel: the one function every path uses (training pipelines, the task model, the export's
+    SavedModel), so that they give the same float32 numbers. `mean` / `std`: sequences or tensors."""
+    import tensorflow as tf
+
+    x = tf.cast(images, tf.float32) / 255.0
+    return (x - tf.cast(mean, tf.float32)) / tf.cast(std, tf.float32)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -83,7 +94,7 @@ PRETRAINED = {"resnet50": "caffe", "mobilenet_v2": "tf", "inception_resnet_v2": 
 def _recorded(weights: str) -> InputTransform | None:
     """The transform recorded next to a weights file by a dmkeras run (dataset.json) or export (model_card.json)."""
     folder = os.path.dirname(os.path.abspath(weights))
-    for name, key in (("dataset.json", None), ("model_card.json", "dataset")):
+    for name, key in ((RunDir.DATASET, None), ("model_card.json", "dataset")):  # model_card.json: export.CARD
         path = os.path.join(folder, name)
         if not os.path.isfile(path):
             continue

@@ -47,6 +47,12 @@ def float32_logits(net, images, training):
     return tf.cast(net(images, training=training), tf.float32)
 
 
+class _StepCache(dict):
+    """The compiled step functions, keyed by (phase, ...) tuples. Held outside Keras' and
+    TensorFlow's attribute tracking: a tracked dict would be saved with the model, and SavedModel
+    export refuses its tuple keys. The steps are no part of a saved model anyway."""
+
+
 class _CoTrainedModel(keras.Model):
     """What DivideMix and the standard baseline share: nets with one optimizer each, the warm-up
     (cross-entropy) step, coupled weight decay and the compiled distributed step functions."""
@@ -56,7 +62,7 @@ class _CoTrainedModel(keras.Model):
         self.num_classes = int(num_classes)
         self.weight_decay = float(weight_decay)
         self.confidence_penalty = bool(confidence_penalty)
-        self._step_functions = {}
+        self.reset_step_functions()
 
     @property
     def nets(self):
@@ -84,11 +90,16 @@ class _CoTrainedModel(keras.Model):
                 optimizer.build(net.trainable_weights)
                 net.jit_compile = self.jit_compile  # net.predict (audits) follows the model
                 net.predict_function = None
-        self._step_functions = {}
+        self.reset_step_functions()
+
+    @property
+    def _step_functions(self) -> dict:
+        return self.__dict__["_dmkeras_steps"]
 
     def reset_step_functions(self):
-        """Forget the compiled steps (after a change of which weights are trainable)."""
-        self._step_functions = {}
+        """Forget the compiled steps (after a change of which weights are trainable). Set in the
+        instance dict directly, past the attribute tracking (see _StepCache)."""
+        self.__dict__["_dmkeras_steps"] = _StepCache()
 
     # -- per-replica train steps --------------------------------------------------------------------
 

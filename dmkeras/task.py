@@ -28,7 +28,7 @@ import keras
 import numpy as np
 import tensorflow as tf
 
-from dmkeras import audit, trainer, zoo
+from dmkeras import audit, checks, input_transform, trainer, zoo
 from dmkeras import callbacks as callbacks_lib
 from dmkeras import optimizers as optimizers_lib
 from dmkeras import precision
@@ -171,7 +171,7 @@ class DivideMix(DivideMixModel):
         name="dividemix",
         **kwargs,
     ):
-        num_classes = zoo._check_num_classes(num_classes)
+        num_classes = checks.check_num_classes(num_classes, minimum=2)
         settings = _check_settings(
             warm_up=warm_up, p_threshold=p_threshold, lambda_u=lambda_u, rampup_epochs=rampup_epochs,
             temperature=temperature, mixup_alpha=mixup_alpha, division=division, class_floor=class_floor,
@@ -208,6 +208,7 @@ class DivideMix(DivideMixModel):
         self._image_shape = input_shape
         self._compile_args = None  # what compile() was given; applied once the nets exist
         self._codivide = None  # the last fit's CoDivide: its divisions are clean_probability_
+        self._loaded_division = None  # {clean_probability, losses}: the last division of a loaded .keras file
         self._convert_input_args = False  # raw images reach call() as given; normalize() casts to float32
         if input_shape is not None:
             self.build((None, *input_shape))
@@ -256,9 +257,8 @@ class DivideMix(DivideMixModel):
 
     def normalize(self, images):
         """Raw NHWC images (uint8 or float, 0..255) -> the nets' inputs `(x / 255 - mean) / std`,
-        the same float32 operations as the training pipelines (`dmkeras.data.augment.normalize`)."""
-        x = tf.cast(images, tf.float32) / 255.0
-        return (x - tf.convert_to_tensor(self.pixel_mean)) / tf.convert_to_tensor(self.pixel_std)
+        the training pipelines' function (`dmkeras.input_transform.normalize`)."""
+        return input_transform.normalize(images, tf.convert_to_tensor(self.pixel_mean), tf.convert_to_tensor(self.pixel_std))
 
     def __call__(self, images, *args, **kwargs):
         if isinstance(images, (np.ndarray, list)):  # arrays as tensors of their own dtype (no float16 cast)
@@ -540,14 +540,7 @@ class DivideMix(DivideMixModel):
             if not self.built:
                 raise DmkerasError("export: the model is not built yet (fit it, or give input_shape)")
             input_signature = [tf.TensorSpec((None, *self._image_shape), tf.float32, name="images")]
-        # The compiled train / scoring steps (a dict keyed by tuples) are no part of the artifact,
-        # and TF's SavedModel cannot track them: hidden while exporting.
-        steps = self._step_functions
-        self._step_functions = {}
-        try:
-            return super().export(filepath, format=format, verbose=verbose, input_signature=input_signature, **kwargs)
-        finally:
-            self._step_functions = steps
+        return super().export(filepath, format=format, verbose=verbose, input_signature=input_signature, **kwargs)
 
     # -- label issues ---------------------------------------------------------------------------------
 
@@ -557,13 +550,15 @@ class DivideMix(DivideMixModel):
         fit -- the mean of the two nets' divisions (each net's GMM posterior of the low-loss
         component; as `dmkeras.audit` averages a run's nets). Computed at the start of the last
         semi-supervised epoch, from the nets as they were then. None before the first division
-        (e.g. while still in warm-up)."""
+        (e.g. while still in warm-up). `save` keeps it in the .keras file."""
         codivide = self._codivide
         if codivide is None or any(d is None for d in codivide.divisions):
-            return None
+            return None if self._loaded_division is None else self._loaded_division["clean_probability"]
         return np.mean([d.clean_prob for d in codivide.divisions], axis=0)
 
     def _division_losses(self):
+        if self._codivide is None:
+            return self._loaded_division["losses"]
         return np.mean([d.losses for d in self._codivide.divisions], axis=0)
 
     def label_issues(self, threshold=None):
@@ -590,7 +585,9 @@ class DivideMix(DivideMixModel):
             if self.clean_probability_ is None:
                 raise DmkerasError(f"find_label_issues: the fit ended within its warm_up={self.warm_up} epochs: fit for more epochs")
         images, labels = _training_arrays(x, y, self.num_classes, "x", "y")
-        if np.array_equal(labels, self._codivide.labels) and self._same_training_images(images):
+        # The training set's verdict is the last division; a loaded model keeps no training images
+        # to recognise them by, so it scores what it is given.
+        if self._codivide is not None and np.array_equal(labels, self._codivide.labels) and self._same_training_images(images):
             return self.clean_probability_ <= self.p_threshold
         self._build_for(images.shape[1:], "x")
         dataset = tf.data.Dataset.from_tensor_slices(images).batch(self.eval_batch_size).map(self.normalize)
@@ -606,6 +603,31 @@ class DivideMix(DivideMixModel):
         return isinstance(bank, pipeline.ImageBank) and bank.images.shape == images.shape and np.array_equal(bank.images, images)
 
     # -- serialisation --------------------------------------------------------------------------------
+
+    _DIVISION_KEYS = ("clean_probability", "division_losses")
+
+    def save_own_variables(self, store):
+        """The model's own variables (the normalisation) and, after a division, the last division's
+        clean probabilities and losses, so that a reloaded model still answers label_issues()."""
+        super().save_own_variables(store)
+        probs = self.clean_probability_
+        if probs is not None:
+            store["clean_probability"] = np.asarray(probs, np.float64)
+            store["division_losses"] = np.asarray(self._division_losses(), np.float64)
+
+    def load_own_variables(self, store):
+        keys = set(store.keys())
+        if not set(self._DIVISION_KEYS) <= keys:
+            return super().load_own_variables(store)
+        own = self._trainable_variables + self._non_trainable_variables
+        if len(keys) - len(self._DIVISION_KEYS) != len(own):
+            raise DmkerasError(f"{self.name}: the saved file holds {len(keys) - 2} own variable(s), the model has {len(own)}")
+        for i, variable in enumerate(own):
+            variable.assign(store[f"{i}"])
+        self._loaded_division = {
+            "clean_probability": np.asarray(store["clean_probability"], np.float64),
+            "losses": np.asarray(store["division_losses"], np.float64),
+        }
 
     def get_config(self):
         config = super().get_config()
@@ -847,18 +869,8 @@ def _labels(y, count, num_classes, what, images_what):
     labels = np.asarray(y)
     if labels.ndim == 2 and labels.shape[1] == 1:
         labels = labels[:, 0]
-    if labels.ndim != 1:
-        raise DmkerasError(f"{what} must be integer class labels of shape (N,), got shape {labels.shape}")
-    if len(labels) != count:
-        raise DmkerasError(f"{images_what} has {count} images but {what} has {len(labels)} labels")
-    if labels.dtype == bool or not (np.issubdtype(labels.dtype, np.integer) or np.issubdtype(labels.dtype, np.floating)):
-        raise DmkerasError(f"{what} must be integer class labels, got dtype {labels.dtype}")
-    if np.issubdtype(labels.dtype, np.floating) and not (np.isfinite(labels).all() and np.array_equal(labels, np.round(labels))):
-        raise DmkerasError(f"{what} must be integer class labels, got non-integer values")
-    bad = labels[(labels < 0) | (labels >= num_classes)]
-    if bad.size:
-        raise DmkerasError(f"{what} must be class labels in [0, {num_classes}), got {bad[0]:g} ({bad.size} outside)")
-    return labels.astype(np.int64)
+    return checks.check_class_labels(labels, num_classes, what=what, count=count,
+                                      count_what=f"{images_what} has {count} images")
 
 
 def _training_arrays(x, y, num_classes, what, labels_what):

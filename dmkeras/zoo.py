@@ -34,6 +34,7 @@ from typing import Callable, Mapping
 
 import keras
 
+from dmkeras import checks, export
 from dmkeras.backbones.inception_resnet_v2 import inception_resnet_v2
 from dmkeras.backbones.mobilenet_v2 import mobilenet_v2
 from dmkeras.backbones.preact_resnet import preact_resnet18, preact_resnet34
@@ -46,6 +47,7 @@ __all__ = [
     "create_model",
     "list_models",
     "model_info",
+    "register_export",
     "register_preset",
     "list_presets",
     "preset_info",
@@ -103,13 +105,7 @@ def model_info(name: str) -> dict:
 
 
 def _check_num_classes(num_classes) -> int:
-    if (
-        isinstance(num_classes, bool)
-        or not isinstance(num_classes, numbers.Integral)
-        or num_classes < 2
-    ):
-        raise DmkerasError(f"num_classes must be an int >= 2, got {num_classes!r}")
-    return int(num_classes)
+    return checks.check_num_classes(num_classes, minimum=2)
 
 
 def _check_input_shape(input_shape) -> tuple[int, int, int]:
@@ -256,13 +252,8 @@ def create_model(
 
 
 def load(directory):
-    """Load a model exported by :mod:`dmkeras.export` from ``directory``.
-
-    Same as ``dmkeras.export.load(directory)``; the import is done here, on
-    call, so that this module does not depend on ``dmkeras.export``.
-    """
-    from dmkeras import export
-
+    """Load a model exported by :mod:`dmkeras.export` from ``directory`` (= ``export.load``): a
+    keras.Model from uint8 images to class probabilities, preprocessing included."""
     return export.load(directory)
 
 
@@ -450,3 +441,31 @@ register(
         "imagenet weights available; kwargs: bn_momentum=0.9."
     ),
 )
+
+
+def register_export(directory, name: str, *, net: int = 1) -> str:
+    """Register an export as the preset `name` ("arch.tag", e.g. "small_cnn.dividemix_digits_sym50").
+
+    `create_model(name)` then returns net `net` of the export as a backbone (normalised images
+    -> logits, like every zoo model), ready to fine-tune; the preset's metadata carries the model
+    card's dataset, noise, accuracy and path. Returns the name.
+    """
+    card = export.model_card(directory)
+    if f"net{net}.keras" not in card.get("nets", []) or not os.path.isfile(os.path.join(os.fspath(directory), f"net{net}.keras")):
+        raise DmkerasError(f"export {directory} has no net{net}.keras")
+    arch = name.split(".", 1)[0]
+    if arch != card.get("backbone"):
+        raise DmkerasError(f"preset {name!r}: the export's backbone is {card.get('backbone')!r}, not {arch!r}")
+    metadata = {
+        "path": os.path.abspath(os.fspath(directory)),
+        "dataset": card["dataset"].get("name"),
+        "num_classes": card["dataset"].get("num_classes"),
+        "input_shape": card["dataset"].get("image_shape"),
+        "noise": card.get("noise"),
+        "method": card.get("method"),
+        "test_acc_best": card.get("test_acc_best"),
+        "test_acc_last": card.get("test_acc_last"),
+        "division_auc_last": card.get("division_auc_last"),
+    }
+    register_preset(name, lambda: export.load_net(directory, net), metadata=metadata)
+    return name

@@ -21,6 +21,9 @@ import sys
 
 import numpy as np
 
+from dmkeras.errors import DmkerasError
+from dmkeras.rundir import RunDir
+
 COLUMNS = ["run", "method", "noise", "wrong labels", "test acc best", "test acc last 10", "division AUC", "labeled", "epochs", "wall time"]
 VAL_SELECTED = "test acc val-selected"  # after "test acc last 10", when some run has it
 VAL_FINAL = "val acc final"  # after "test acc last 10", when some run has a validation set
@@ -30,11 +33,8 @@ _RUN_SUFFIX = re.compile(r"(_(seed|s|split|split_seed)\d+)+$")
 
 
 def _read(workdir: str) -> tuple[dict, dict]:
-    with open(os.path.join(workdir, "config.json")) as f:
-        config = json.load(f)
-    with open(os.path.join(workdir, "summary.json")) as f:
-        summary = json.load(f)
-    return config, summary
+    run = RunDir(workdir)
+    return run.config(), run.summary()
 
 
 def _values(summaries, key):
@@ -130,7 +130,7 @@ def main(argv):
         return 2
     try:
         print(table(dirs, over))
-    except (OSError, KeyError, json.JSONDecodeError) as error:
+    except (DmkerasError, OSError, KeyError) as error:
         print(f"error: not a finished run directory: {error}", file=sys.stderr)
         return 2
     return 0

@@ -1,5 +1,5 @@
-"""`dmkeras.bench` on a tiny config: every figure is in the JSON and sane (no timing thresholds),
-and `launch.bench` reports bad flags in one line."""
+"""`tools.bench` on a tiny config: every figure is in the JSON and sane (no timing thresholds),
+and `tools.bench` reports bad flags in one line."""
 
 import json
 import math
@@ -9,7 +9,7 @@ import sys
 
 import pytest
 
-from dmkeras import bench
+from tools.bench import sections as bench
 from dmkeras.errors import DmkerasError
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -136,9 +136,9 @@ def test_train_config_takes_the_bench_settings_and_rejects_unknown_overrides():
         bench.train_config(bench.BenchConfig(), bogus=1)
 
 
-def test_launch_bench_reports_a_bad_flag_in_one_line():
+def test_the_bench_command_reports_a_bad_flag_in_one_line():
     proc = subprocess.run(
-        [sys.executable, "-m", "launch.bench", "--batch_size=0"], cwd=REPO, capture_output=True, text=True, timeout=300
+        [sys.executable, "-m", "tools.bench", "--batch_size=0"], cwd=REPO, capture_output=True, text=True, timeout=300
     )
     assert proc.returncode == 2
     assert proc.stderr.strip().splitlines()[-1] == "error: --batch_size must be >= 1, got 0"

@@ -101,9 +101,9 @@ def test_the_filter_writes_everything_back_when_the_import_fails(capfd):
     assert capfd.readouterr().err == STARTUP
 
 
-@pytest.mark.parametrize("module", ["launch.train", "launch.export", "launch.bench"])
+@pytest.mark.parametrize("module", ["launch.train", "launch.export", "tools.bench"])
 def test_entry_points_list_tf_logs(module):
-    """--helpshort lists --tf_logs (from launch.console); launch.bench imports TensorFlow at its top,
+    """--helpshort lists --tf_logs (from launch.console); tools.bench imports TensorFlow at its top,
     quietly too (launch.audit does the same as bench, at 3x the start-up time: not run here)."""
     proc = subprocess.run([sys.executable, "-m", module, "--helpshort"], cwd=REPO, capture_output=True, text=True, timeout=120)
     assert "--[no]tf_logs" in proc.stdout, (proc.stdout[-500:], proc.stderr[-500:])

@@ -254,7 +254,7 @@ def test_division_without_class_fits_still_constructs():
         (lambda: division.select([0.5, 0.2], None, 0.5, strategy="class_floor"), "needs the given labels"),
         (lambda: division.divide([0.1, 0.9], 0.5, strategy="per_class_gmm"), "needs the given labels"),
         (lambda: division.divide([0.1, 0.9], 0.5, strategy="class_floor"), "needs the given labels"),
-        (lambda: division.select([0.5, 0.2], [0], 0.5, strategy="class_floor"), "labels has 1 entries"),
+        (lambda: division.select([0.5, 0.2], [0], 0.5, strategy="class_floor"), "there are 2 losses / clean probabilities but labels has 1 labels"),
         (lambda: division.divide([0.1, 0.9, 0.3], 0.5, strategy="per_class_gmm", labels=[0, 1]), "labels has 2"),
         (lambda: division.select([0.5], [0], 0.5, strategy="class_floor", class_floor=1.5), "class_floor must lie in \\[0, 1\\]"),
         (lambda: division.select([0.5], [0], 0.5, strategy="class_floor", class_floor=-0.1), "class_floor"),

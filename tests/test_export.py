@@ -233,11 +233,11 @@ def test_library_errors(run_dir, tmp_path):
 def test_an_export_registers_as_a_zoo_preset(run_dir, exported, monkeypatch):
     import keras
 
-    from dmkeras import export, zoo
+    from dmkeras import zoo
 
     monkeypatch.setattr(zoo, "_PRESETS", {})  # the registration stays inside this test
 
-    name = export.register_preset(exported, "small_cnn.test_digits_export")
+    name = zoo.register_export(exported, "small_cnn.test_digits_export")
     assert name in zoo.list_presets("small_cnn.*")
     info = zoo.preset_info(name)
     assert info["dataset"] == "digits" and info["num_classes"] == 10 and info["path"] == os.path.abspath(exported)
@@ -246,4 +246,4 @@ def test_an_export_registers_as_a_zoo_preset(run_dir, exported, monkeypatch):
     images = np.random.default_rng(0).normal(size=(4, 8, 8, 1)).astype("float32")
     np.testing.assert_allclose(net.predict(images, verbose=0), reference.predict(images, verbose=0), rtol=1e-5, atol=1e-6)
     with pytest.raises(DmkerasError, match="backbone is 'small_cnn', not 'mobilenet_v2'"):
-        export.register_preset(exported, "mobilenet_v2.other")
+        zoo.register_export(exported, "mobilenet_v2.other")

@@ -248,6 +248,22 @@ def test_step_functions_are_compiled_once_per_phase_and_net():
     assert model.step_function(SEMI_SUPERVISED, 0) is not model.step_function(SEMI_SUPERVISED, 1)
 
 
+def test_a_trained_model_exports_as_a_savedmodel_of_the_ensemble_logits(tmp_path):
+    """The compiled steps (keyed by tuples) stay out of the artifact: Keras' export of a model
+    that has trained and been scored works, and serves net1(x) + net2(x)."""
+    model = _model()
+    model.step_function(WARMUP, 0)
+    model.step_function(SEMI_SUPERVISED, 1)
+    x = np.random.default_rng(0).normal(size=(5, 8, 8, 1)).astype(np.float32)
+    expected = model(x).numpy()  # builds the model too
+    np.testing.assert_allclose(expected, (model.net1(x) + model.net2(x)).numpy(), rtol=1e-6)
+    model.export(str(tmp_path / "saved"), verbose=False)
+    reloaded = tf.saved_model.load(str(tmp_path / "saved"))  # kept: its variables die with it
+    served = reloaded.serve(tf.constant(x)).numpy()
+    np.testing.assert_allclose(served, expected, rtol=1e-5, atol=1e-5)
+    assert model.step_function(WARMUP, 0) is model.step_function(WARMUP, 0)  # the cache survives
+
+
 def test_distributed_step_function_runs_on_the_default_strategy():
     model = _model()
     bank = _bank()

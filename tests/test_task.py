@@ -223,6 +223,10 @@ def test_save_and_load_round_trip_without_custom_objects(fitted, digits, tmp_pat
             np.testing.assert_array_equal(va.numpy(), vb.numpy())
     rebuilt = dmkeras.DivideMix.from_config(model.get_config())
     assert rebuilt.get_config() == model.get_config()
+    # the last division comes back too: label issues without retraining
+    np.testing.assert_array_equal(again.clean_probability_, model.clean_probability_)
+    np.testing.assert_array_equal(again.label_issues(), model.label_issues())
+    assert rebuilt.clean_probability_ is None  # a config alone holds no division
 
 
 def test_export_serves_the_ensemble_logits_of_raw_images(fitted, digits, tmp_path):
@@ -397,9 +401,9 @@ def test_bad_inputs_raise_one_line_errors():
     y = np.zeros(12, np.int64)
     cases = [
         ((x, y[:10]), {}, "x has 12 images but y has 10 labels"),
-        ((x, y + 10), {}, r"y must be class labels in \[0, 10\), got 10"),
-        ((x, -np.ones(12)), {}, r"y must be class labels in \[0, 10\), got -1"),
-        ((x, y + 0.5), {}, "y must hold|y must be integer class labels, got non-integer"),
+        ((x, y + 10), {}, r"y must lie in \[0, 10\), got 10 \(12 samples\)"),
+        ((x, -np.ones(12)), {}, r"y must lie in \[0, 10\), got -1 \(12 samples\)"),
+        ((x, y + 0.5), {}, r"y must be integer class indices \(got non-integer values\)"),
         ((np.full((12, 8, 8, 1), np.nan), y), {}, "x has NaN or infinite pixel values"),
         ((np.zeros((12, 64)), y), {}, r"x must be images of shape \(N, H, W, C\) or \(N, H, W\), got shape \(12, 64\)"),
         ((np.full((12, 8, 8, 1), 300.0), y), {}, r"raw pixel values in \[0, 255\].*got values in \[300, 300\]"),

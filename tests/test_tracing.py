@@ -6,7 +6,7 @@ import keras
 import numpy as np
 
 from dmkeras import trainer, zoo
-from dmkeras.bench import TraceProbe
+from tools.bench.sections import TraceProbe
 from dmkeras.codivide import CoDivide
 from dmkeras.data import pipeline
 from dmkeras.data.augment import AugmentConfig

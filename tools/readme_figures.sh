@@ -43,7 +43,7 @@ for part in $parts; do
     $PY -m launch.audit --flagfile=launch/configs/digits_asym40.cfg --epochs=10 --from_run=runs/audit_asym40_gmm/scoring_model --thresholds=0.5 --compare=cleanlab --workdir=runs/audit_asym40_cleanlab
     ;;
   bench)
-    $PY -m launch.bench --backbone=preact_resnet18 --batch_size=64 --input_size=32 --compare_torch --out=docs/bench/preact_b64.json
+    $PY -m tools.bench --backbone=preact_resnet18 --batch_size=64 --input_size=32 --compare_torch --out=docs/bench/preact_b64.json
     ;;
   *) echo "unknown part $part" >&2; exit 2 ;;
   esac

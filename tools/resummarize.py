@@ -8,11 +8,10 @@ a finished ablation whose summaries predate a column of launch.report.
 """
 
 import csv
-import json
-import os
 import sys
 
 from dmkeras import metrics
+from dmkeras.rundir import RunDir
 
 
 def _number(value):
@@ -23,18 +22,15 @@ def _number(value):
 
 
 def resummarize(workdir: str) -> list[str]:
-    with open(os.path.join(workdir, "metrics.csv")) as f:
+    run = RunDir(workdir)
+    with open(run.metrics_path) as f:
         history = [{k: _number(v) for k, v in row.items() if v != ""} for row in csv.DictReader(f)]
-    path = os.path.join(workdir, "summary.json")
-    with open(path) as f:
-        summary = json.load(f)
+    summary = run.summary()
     fresh = metrics.summarize(history, num_samples=1, noise_rate_actual=summary.get("noise_rate_actual"),
                               wall_time_s=summary["wall_time_s"], epochs=summary["epochs_planned"])
     added = [k for k in fresh if k not in summary and k not in metrics.SUMMARY_MEASURED and "labeled" not in k]
     summary.update({k: fresh[k] for k in added})
-    with open(path + ".tmp", "w") as f:
-        json.dump(summary, f, indent=2)
-    os.replace(path + ".tmp", path)
+    run.write_json(RunDir.SUMMARY, summary)
     return added
 
 

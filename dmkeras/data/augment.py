@@ -11,6 +11,7 @@ import math
 import tensorflow as tf
 
 from dmkeras.errors import DmkerasError
+from dmkeras.input_transform import normalize  # noqa: F401  (the pipelines import it from here)
 
 AUGMENTATIONS = ("crop", "resized_crop", "flip")
 
@@ -55,12 +56,6 @@ class AugmentConfig:
         if pad < 0:
             raise DmkerasError(f"--pad must be >= 0, got {pad}")
         return cls(crop="crop" in names, flip="flip" in names, pad=pad, resized_crop="resized_crop" in names)
-
-
-def normalize(images_uint8, mean, std):
-    """uint8 [B,H,W,C] -> float32 (x / 255 - mean) / std per channel."""
-    x = tf.cast(images_uint8, tf.float32) / 255.0
-    return (x - tf.constant(mean, tf.float32)) / tf.constant(std, tf.float32)
 
 
 def rows_of_global_batch(shape, seed, rows, **kwargs):

@@ -25,12 +25,13 @@ import math
 import numbers
 import os
 import re
-import tempfile
 from typing import Mapping
 
 import numpy as np
 
+from dmkeras import checks
 from dmkeras.errors import DmkerasError
+from dmkeras.rundir import write_json_atomic
 
 __all__ = [
     "CIFAR10_ASYM_MAP",
@@ -91,11 +92,7 @@ def cifar100_asym_map() -> dict[int, int]:
 
 
 def _check_num_classes(num_classes) -> int:
-    if isinstance(num_classes, bool) or not isinstance(num_classes, numbers.Integral):
-        raise DmkerasError(f"num_classes must be an integer, got {num_classes!r}")
-    if num_classes < 1:
-        raise DmkerasError(f"num_classes must be at least 1, got {num_classes}")
-    return int(num_classes)
+    return checks.check_num_classes(num_classes)
 
 
 def _check_rate(rate) -> float:
@@ -114,21 +111,8 @@ def _check_mode(mode) -> str:
 
 
 def _check_labels(labels, num_classes: int, what: str = "labels") -> np.ndarray:
-    """Returns a new int64 copy of `labels` after checking it is 1-D ints in [0, num_classes)."""
-    arr = np.asarray(labels)
-    if arr.ndim != 1:
-        raise DmkerasError(f"{what} must be a 1-D array, got shape {arr.shape}")
-    if arr.size and (arr.dtype == np.bool_ or not np.issubdtype(arr.dtype, np.integer)):
-        raise DmkerasError(f"{what} must be integers, got dtype {arr.dtype}")
-    out = arr.astype(np.int64, copy=True)
-    bad = np.flatnonzero((out < 0) | (out >= num_classes))
-    if bad.size:
-        i = int(bad[0])
-        raise DmkerasError(
-            f"{what}: {bad.size} label(s) outside [0, {num_classes}) "
-            f"(e.g. {int(out[i])} at index {i})"
-        )
-    return out
+    """A new int64 copy of `labels`, checked to be 1-D class indices in [0, num_classes)."""
+    return checks.check_class_labels(labels, num_classes, what=what)
 
 
 def _check_map(mapping, num_classes: int) -> dict[int, int]:
@@ -256,28 +240,15 @@ def default_noise_file_name(rate: float, mode: str) -> str:
 
 
 def save_noise_file(path, labels) -> None:
-    """Writes `labels` as a JSON list of ints, atomically (temp file + os.replace)."""
+    """Writes `labels` as a JSON list of ints, atomically (`rundir.write_json_atomic`: temp file + os.replace)."""
     arr = np.asarray(labels)
     if arr.ndim != 1:
         raise DmkerasError(f"noise labels must be a 1-D array, got shape {arr.shape}")
     if arr.size and (arr.dtype == np.bool_ or not np.issubdtype(arr.dtype, np.integer)):
         raise DmkerasError(f"noise labels must be integers, got dtype {arr.dtype}")
     path = os.fspath(path)
-    parent = os.path.dirname(os.path.abspath(path))
-    os.makedirs(parent, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix="." + os.path.basename(path) + ".", suffix=".tmp", dir=parent)
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as f:
-            json.dump([int(v) for v in arr.tolist()], f)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        try:
-            os.unlink(tmp)
-        except OSError:
-            pass
-        raise
+    os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
+    write_json_atomic(path, [int(v) for v in arr.tolist()], indent=None, sort_keys=False)
 
 
 def load_noise_file(path, num_samples: int, num_classes: int) -> np.ndarray:

@@ -255,10 +255,10 @@ def test_bad_rate(rate):
 @pytest.mark.parametrize(
     "labels, match",
     [
-        ([0, 1, 2], "outside \\[0, 2\\)"),
-        ([0, -1], "outside"),
+        ([0, 1, 2], "must lie in \\[0, 2\\), got 2 \\(1 sample\\)"),
+        ([0, -1], "must lie in \\[0, 2\\), got -1 \\(1 sample\\)"),
         ([[0, 1]], "1-D"),
-        ([0.0, 1.0], "integers"),
+        ([0.5, 1.0], "integer class indices \\(got non-integer values\\)"),
     ],
 )
 def test_bad_labels(labels, match):
@@ -343,8 +343,8 @@ def test_reads_a_reference_written_file(tmp_path):
         ("[0, null, 2]", "item 1"),
         ("[0, 1]", "has 2 labels but the training set has 3"),
         ("[0, 1, 2, 1]", "has 4 labels but the training set has 3"),
-        ("[0, 1, 10]", "outside \\[0, 10\\)"),
-        ("[0, -1, 2]", "outside"),
+        ("[0, 1, 10]", "must lie in \\[0, 10\\), got 10 \\(1 sample\\)"),
+        ("[0, -1, 2]", "must lie in \\[0, 10\\), got -1"),
     ],
 )
 def test_load_noise_file_errors(tmp_path, content, match):

@@ -1,5 +1,5 @@
 """The reference's warm-up step (PreAct ResNet-18, CE + SGD) timed in its own process, for
-`launch.bench --compare_torch`.
+`tools.bench --compare_torch`.
 
 PyTorch never shares a process with TensorFlow here (the CUDA wheel's triton crashed beside it,
 and two libraries' worker threads slow each other), so the benchmark starts this script with an

@@ -1,4 +1,4 @@
-"""What a DivideMix epoch costs on this machine, measured in one process: `python -m launch.bench`.
+"""What a DivideMix epoch costs on this machine, measured in one process: `python -m tools.bench`.
 
 Synthetic data (random uint8 images, random labels), and otherwise the code training runs: the
 model from `experiment.build_model` (so TrainConfig options such as jit_compile reach it), the
@@ -60,7 +60,7 @@ GMM_SETTINGS = {"n_components": 2, "max_iter": 10, "tol": 1e-2, "reg_covar": 5e-
 
 @dataclasses.dataclass
 class BenchConfig:
-    """Settings of `launch.bench`."""
+    """Settings of `python -m tools.bench`."""
 
     backbone: str = _field("preact_resnet18", "a name from dmkeras.zoo.list_models()")
     backbone_args: str = _field("", 'extra builder arguments, e.g. "width=64"')
@@ -236,9 +236,9 @@ class _TorchBlock:
     one with TensorFlow), with the interpreter of $DMKERAS_TORCH_PYTHON (default: this one)."""
 
     def __init__(self, config: BenchConfig, rows: int):
-        worker = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "tools", "reference", "torch_bench_worker.py")
+        worker = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "reference", "torch_bench_worker.py")
         if not os.path.isfile(worker):
-            raise DmkerasError(f"--compare_torch needs a clone of the repository (it runs {worker}, which is not installed)")
+            raise DmkerasError(f"--compare_torch runs {worker}, which is missing from this clone")
         python = os.environ.get("DMKERAS_TORCH_PYTHON", sys.executable)
         self.rows = rows
         self.process = subprocess.Popen(
@@ -848,4 +848,4 @@ def _json_default(value):
 
 
 if __name__ == "__main__":  # pragma: no cover
-    sys.exit("use: python -m launch.bench")
+    sys.exit("use: python -m tools.bench")

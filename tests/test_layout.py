@@ -1,0 +1,84 @@
+"""The package's layout: no import cycle between dmkeras modules, counting imports made inside
+functions too (a lazy import is still a dependency), and the installed package holds no
+benchmark or PyTorch code."""
+
+import ast
+import pathlib
+
+import dmkeras
+
+PACKAGE = pathlib.Path(dmkeras.__file__).parent
+
+
+def _module_name(path: pathlib.Path) -> str:
+    parts = ("dmkeras", *path.relative_to(PACKAGE).with_suffix("").parts)
+    return ".".join(parts[:-1] if parts[-1] == "__init__" else parts)
+
+
+def _modules() -> dict[str, pathlib.Path]:
+    return {_module_name(path): path for path in PACKAGE.rglob("*.py")}
+
+
+def import_graph() -> dict[str, set[str]]:
+    """module -> the dmkeras modules it imports anywhere in its source. The package's own
+    `__init__` ("dmkeras": lazy re-exports) is left out: every module may name its parent."""
+    modules = _modules()
+    graph = {}
+    for name, path in modules.items():
+        package = name if path.name == "__init__.py" else name.rsplit(".", 1)[0]
+        found = set()
+        for node in ast.walk(ast.parse(path.read_text())):
+            if isinstance(node, ast.Import):
+                found.update(alias.name for alias in node.names)
+            elif isinstance(node, ast.ImportFrom):
+                base = node.module or ""
+                if node.level:
+                    stem = package.split(".")[: len(package.split(".")) - node.level + 1]
+                    base = ".".join(stem + ([base] if base else []))
+                for alias in node.names:
+                    found.add(f"{base}.{alias.name}" if f"{base}.{alias.name}" in modules else base)
+        graph[name] = {m for m in found if m in modules and m not in (name, "dmkeras")}
+    return {name: deps for name, deps in graph.items() if name != "dmkeras"}
+
+
+def find_cycle(graph: dict[str, set[str]]) -> list[str] | None:
+    """One cycle of the graph as a list of nodes (first == last), or None."""
+    state, stack = {}, []
+
+    def visit(node):
+        state[node] = "open"
+        stack.append(node)
+        for dep in sorted(graph.get(node, ())):
+            if state.get(dep) == "open":
+                return stack[stack.index(dep):] + [dep]
+            if dep not in state and (cycle := visit(dep)):
+                return cycle
+        state[node] = "done"
+        stack.pop()
+        return None
+
+    for node in sorted(graph):
+        if node not in state and (cycle := visit(node)):
+            return cycle
+    return None
+
+
+def test_the_cycle_finder_finds_a_lazy_cycle_and_accepts_a_tree():
+    assert find_cycle({"a": {"b"}, "b": {"c"}, "c": {"a"}}) == ["a", "b", "c", "a"]
+    assert find_cycle({"a": {"b", "c"}, "b": {"c"}, "c": set()}) is None
+
+
+def test_no_import_cycle_between_dmkeras_modules():
+    graph = import_graph()
+    assert "dmkeras.export" in graph["dmkeras.zoo"]  # zoo loads exports; export never imports zoo
+    cycle = find_cycle(graph)
+    assert cycle is None, "import cycle: " + " -> ".join(cycle)
+
+
+def test_the_installed_package_holds_no_benchmark_and_no_pytorch():
+    assert not [name for name in _modules() if "bench" in name]
+    for name, path in _modules().items():
+        for node in ast.walk(ast.parse(path.read_text())):
+            if isinstance(node, (ast.Import, ast.ImportFrom)):
+                imported = [alias.name for alias in node.names] if isinstance(node, ast.Import) else [node.module or ""]
+                assert not any(m.split(".")[0] == "torch" for m in imported), f"{name} imports PyTorch"
