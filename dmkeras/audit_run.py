@@ -1,9 +1,13 @@
 """One audit from a TrainConfig and an AuditConfig (what `launch.audit` calls).
 
 Scores the training set with the nets of a finished `launch.train` run (`--from_run`), or first
-trains its own scoring model (both nets, warm-up only: plain CE, plus the confidence penalty under
-asymmetric noise, the seed note's protocol), then writes samples.csv, sweep.csv, the plots and
-audit_summary.json into the workdir, and prints the sweep table.
+trains its own scoring model (`--scoring`): by default a DivideMix run of the same flags, whose
+nets are the best detector we have (on a held-out digits split at sym 50 their clean
+probabilities reach AUC 0.99, where a CE model trained as long reaches 0.877: it memorises the
+noise); `warmup` trains only the recipe's `--warm_up` epochs of CE (fast, before memorisation);
+`ce` the seed note's protocol, CE warm-up for all `--epochs` (plus the confidence penalty under
+asymmetric noise). Then it writes samples.csv, sweep.csv, the plots and audit_summary.json into
+the workdir, and prints the sweep table.
 """
 
 import csv
@@ -21,6 +25,7 @@ from dmkeras.errors import DmkerasError
 from dmkeras.rundir import RunDir
 
 COMPARE = ("", "cleanlab")
+SCORING = ("dividemix", "warmup", "ce")
 # data settings a --from_run workdir must share with the audit's flags
 _DATA_FIELDS = ("dataset", "tfds_label", "train_limit", "val_fraction", "split_seed")
 
@@ -29,7 +34,12 @@ _DATA_FIELDS = ("dataset", "tfds_label", "train_limit", "val_fraction", "split_s
 class AuditConfig:
     """Settings of `launch.audit` beyond the training flags it shares with `launch.train`."""
 
-    from_run: str = _field("", "a finished launch.train workdir whose nets score the samples ('' = train a scoring model)")
+    from_run: str = _field("", "a finished launch.train workdir whose nets score the samples ('' = train a scoring model, --scoring)")
+    scoring: str = _field(
+        "dividemix",
+        "the scoring model trained without --from_run: 'dividemix' (a DivideMix run of these flags: the best detector), "
+        "'warmup' (CE for --warm_up epochs only: fast) or 'ce' (CE warm-up for all --epochs: the seed note's protocol)",
+    )
     thresholds: str = _field(",".join(f"{t:g}" for t in audit.DEFAULT_THRESHOLDS), "clean-probability thresholds of the sweep")
     retrain: bool = _field(False, "retrain the backbone with plain CE on each threshold's kept samples (test accuracy column)")
     retrain_epochs: int = _field(0, "epochs of each retraining (0 = --epochs)")
@@ -39,6 +49,8 @@ class AuditConfig:
 
     def validate(self) -> "AuditConfig":
         audit.parse_thresholds(self.thresholds)
+        if self.scoring not in SCORING:
+            raise DmkerasError(f"--scoring must be one of {', '.join(SCORING)}, got {self.scoring!r}")
         if self.compare not in COMPARE:
             raise DmkerasError(f"--compare must be cleanlab or empty, got {self.compare!r}")
         if self.retrain_epochs < 0:
@@ -71,6 +83,22 @@ def _net_files(run: RunDir, config: TrainConfig) -> list[str]:
     return nets
 
 
+def _scoring_config(config: TrainConfig, scoring: str, workdir: str) -> TrainConfig:
+    """The TrainConfig of the scoring model that --scoring names, announced in one line."""
+    if scoring == "dividemix":
+        what = f"DivideMix, {config.epochs} epochs ({config.warm_up} of warm-up)"
+        scoring_config = dataclasses.replace(config, workdir=workdir, method="dividemix")
+    elif scoring == "warmup":  # CE (+ the confidence penalty under asym noise) for the recipe's warm-up only
+        epochs = max(config.warm_up, 1)
+        what = f"CE warm-up, {epochs} epochs"
+        scoring_config = dataclasses.replace(config, workdir=workdir, method="dividemix", epochs=epochs, warm_up=epochs)
+    else:  # the seed note's protocol: warm-up steps for every epoch
+        what = f"CE warm-up, {config.epochs} epochs"
+        scoring_config = dataclasses.replace(config, workdir=workdir, method="dividemix", warm_up=config.epochs)
+    print(f"training a scoring model (2 nets, {what}) in {workdir}", flush=True)
+    return scoring_config
+
+
 def run(config: TrainConfig, audit_config: AuditConfig) -> dict:
     config.validate()
     audit_config.validate()
@@ -79,10 +107,9 @@ def run(config: TrainConfig, audit_config: AuditConfig) -> dict:
     out = RunDir(workdir)
     os.makedirs(workdir, exist_ok=True)
     run_dir = audit_config.from_run
-    if not run_dir:  # the seed's protocol: warm-up only (CE, + confidence penalty under asym noise)
+    if not run_dir:
         run_dir = out.file(RunDir.SCORING_MODEL)
-        print(f"training a scoring model (2 nets, {config.epochs} epochs of warm-up) in {run_dir}", flush=True)
-        experiment.run(dataclasses.replace(config, workdir=run_dir, method="dividemix", warm_up=config.epochs))
+        experiment.run(_scoring_config(config, audit_config.scoring, run_dir))
     source = RunDir(run_dir)  # the run whose nets score the samples
     net_files = _net_files(source, config)
 

@@ -16,10 +16,9 @@ labeled counts, division quality) to the epoch's logs.
 
 import dataclasses
 import logging
-
-import keras
 import time
 
+import keras
 import numpy as np
 
 from dmkeras import division as division_lib

@@ -45,10 +45,24 @@ class TrainConfig:
     )
     test_fraction: float = _field(0.2, "folder:/csv: without a test split: stratified hold-out fraction")
     skip_unreadable: bool = _field(False, "skip unreadable or missing image files (counted) instead of stopping")
-    stream: bool = _field(False, "folder/csv/clothing1m/webvision: decode images from disk batch by batch instead of holding them in memory")
-    resize_shorter: int = _field(0, "with --stream: resize the shorter side to this, then crop --image_size (random or random-resized for training, centred for testing), as the reference's Resize + RandomCrop / RandomResizedCrop")
-    extra_test_dataset: str = _field("", "a second test set evaluated every epoch (logged as extra_test_acc): folder:PATH, csv:FILE or ilsvrc12:ROOT (ImageNet val of the WebVision classes)")
-    num_batches: int = _field(0, "sample this many batches of training images per net each epoch, class-balanced (the reference's Clothing1M setting: 1000); 0 = the whole set")
+    stream: bool = _field(
+        False, "folder/csv/clothing1m/webvision: decode images from disk batch by batch instead of holding them in memory"
+    )
+    resize_shorter: int = _field(
+        0,
+        "with --stream: resize the shorter side to this, then crop --image_size (random or random-resized for "
+        "training, centred for testing), as the reference's Resize + RandomCrop / RandomResizedCrop",
+    )
+    extra_test_dataset: str = _field(
+        "",
+        "a second test set evaluated every epoch (logged as extra_test_acc): folder:PATH, csv:FILE or "
+        "ilsvrc12:ROOT (ImageNet val of the WebVision classes)",
+    )
+    num_batches: int = _field(
+        0,
+        "sample this many batches of training images per net each epoch, class-balanced (the reference's "
+        "Clothing1M setting: 1000); 0 = the whole set",
+    )
     val_fraction: float = _field(
         0.0,
         "carve a stratified validation set of this fraction of every class out of the training set (seeded by --split_seed), "
@@ -76,7 +90,11 @@ class TrainConfig:
     backbone: str = _field("small_cnn", "a name from dmkeras.zoo.list_models()")
     backbone_args: str = _field("", 'extra builder arguments, e.g. "alpha=0.35" or "width=64"')
     freeze_epochs: int = _field(0, "fine-tuning: train only the classifier head for the first N epochs")
-    weights: str = _field("", '"" (random init), "imagenet", "imagenet:FILE" (keras\' ImageNet weights file of the base, kept locally), or a weights file of this architecture (e.g. a run\'s net1.keras)')
+    weights: str = _field(
+        "",
+        '"" (random init), "imagenet", "imagenet:FILE" (keras\' ImageNet weights file of the base, kept locally), '
+        "or a weights file of this architecture (e.g. a run's net1.keras)",
+    )
     input_transform: str = _field(
         "auto",
         "how images are normalised for the nets: auto (the transform the --weights were trained with, e.g. caffe for "

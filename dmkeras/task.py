@@ -28,10 +28,9 @@ import keras
 import numpy as np
 import tensorflow as tf
 
-from dmkeras import audit, checks, input_transform, trainer, zoo
+from dmkeras import audit, checks, input_transform, precision, trainer, zoo
 from dmkeras import callbacks as callbacks_lib
 from dmkeras import optimizers as optimizers_lib
-from dmkeras import precision
 from dmkeras.config import TrainConfig
 from dmkeras.data import pipeline
 from dmkeras.data.augment import AugmentConfig

@@ -9,8 +9,8 @@ import sys
 
 import pytest
 
-from tools.bench import sections as bench
 from dmkeras.errors import DmkerasError
+from tools.bench import sections as bench
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 

@@ -62,7 +62,10 @@ def test_console_scripts_point_at_the_launch_entry_points():
         assert function in functions
 
 
-@pytest.mark.parametrize("name", sorted(n[:-4] for n in os.listdir(os.path.join(REPO, "launch", "configs")) if n.endswith(".cfg") and not n.startswith("common_")))
+@pytest.mark.parametrize(
+    "name",
+    sorted(n[:-4] for n in os.listdir(os.path.join(REPO, "launch", "configs")) if n.endswith(".cfg") and not n.startswith("common_")),
+)
 def test_every_packaged_flagfile_is_a_valid_config(name):
     import dataclasses
 

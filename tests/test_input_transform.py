@@ -40,7 +40,8 @@ def test_a_transform_other_than_the_weights_own_is_refused():
 
 
 def test_a_net_of_a_run_directory_keeps_the_transform_of_that_run(tmp_path):
-    (tmp_path / "dataset.json").write_text(json.dumps({"mean": [0.2], "std": [0.3], "input_transform": {"name": "dataset", "mean": [0.2], "std": [0.3], "source": "the training set"}}))
+    transform = {"name": "dataset", "mean": [0.2], "std": [0.3], "source": "the training set"}
+    (tmp_path / "dataset.json").write_text(json.dumps({"mean": [0.2], "std": [0.3], "input_transform": transform}))
     net = str(tmp_path / "net1.keras")
     kept = input_transform.choose("auto", "small_cnn", net, (0.7,), (0.1,))  # fine-tuning on other data
     assert kept.mean == (0.2,) and kept.std == (0.3,)

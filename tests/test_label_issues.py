@@ -15,7 +15,11 @@ from sklearn.mixture import GaussianMixture
 
 from dmkeras import audit, division
 from dmkeras.errors import DmkerasError
-from dmkeras.label_issues import find_label_issues, given_label_cross_entropy, label_quality_scores
+from dmkeras.label_issues import (
+    find_label_issues,
+    given_label_cross_entropy,
+    label_quality_scores,
+)
 
 N, K, FLIPS_PER_CLASS = 200, 5, 6  # 30 flipped labels in all
 
@@ -271,8 +275,10 @@ BAD_INPUTS = [
     ({"pred_probs": [[0.9, 0.1], [0.2, 0.8], [0.5, 0.4], [0.3, 0.7]]}, r"^pred_probs rows must sum to 1 \(within 0\.001\): 1 do not, row 2 sums to 0\.9$"),
     ({"pred_probs": [[0.9, 0.1], [np.nan, 0.8], [0.6, 0.4], [0.3, np.inf]]}, r"^pred_probs contains 2 non-finite value\(s\) \(NaN or inf\), first in row 1$"),
     ({"pred_probs": [[0.9, "x"]] * 4}, r"^pred_probs must be a numeric \(N, K\) array"),
-    ({"pred_probs": None, "logits_per_net": [GOOD_LOGITS, np.where(np.eye(4, 2) > 0, np.inf, GOOD_LOGITS)]}, r"^logits_per_net\[1\] contains 2 non-finite value\(s\) \(NaN or inf\), first in row 0$"),
-    ({"pred_probs": None, "logits_per_net": [GOOD_LOGITS, np.zeros((4, 3))]}, r"^the nets' logits differ in shape: logits_per_net\[0\] is \(4, 2\), logits_per_net\[1\] is \(4, 3\)$"),
+    ({"pred_probs": None, "logits_per_net": [GOOD_LOGITS, np.where(np.eye(4, 2) > 0, np.inf, GOOD_LOGITS)]},
+     r"^logits_per_net\[1\] contains 2 non-finite value\(s\) \(NaN or inf\), first in row 0$"),
+    ({"pred_probs": None, "logits_per_net": [GOOD_LOGITS, np.zeros((4, 3))]},
+     r"^the nets' logits differ in shape: logits_per_net\[0\] is \(4, 2\), logits_per_net\[1\] is \(4, 3\)$"),
     ({"pred_probs": None, "logits_per_net": GOOD_LOGITS}, r"^logits_per_net\[0\] must be a 2-D \(N, K\) array, got shape \(2,\)$"),
     ({"pred_probs": None, "logits_per_net": []}, r"^logits_per_net is empty: pass one \(N, K\) logits array per net$"),
     ({"pred_probs": None, "logits_per_net": 3.0}, r"^logits_per_net must be a list of \(N, K\) logits arrays, one per net, got float$"),
@@ -304,7 +310,8 @@ def test_bad_input_is_named_in_one_line(function, overrides, message):
         ({"threshold": 1.5}, r"^threshold must lie in \[0, 1\], got 1\.5$"),
         ({"threshold": -0.1}, r"^threshold must lie in \[0, 1\], got -0\.1$"),
         ({"threshold": "half"}, r"^threshold must be a number in \[0, 1\], got 'half'$"),
-        ({"return_indices_ranked_by": "confidence"}, r"^unknown return_indices_ranked_by 'confidence'; expected None or one of: self_confidence, clean_probability$"),
+        ({"return_indices_ranked_by": "confidence"},
+         r"^unknown return_indices_ranked_by 'confidence'; expected None or one of: self_confidence, clean_probability$"),
     ],
 )
 def test_bad_find_label_issues_option_is_named_in_one_line(overrides, message):

@@ -53,7 +53,10 @@ def test_runs_differing_only_in_seed_are_one_row_of_mean_and_sample_std(tmp_path
     lines = report.table(runs).splitlines()
     assert len(lines) == 3
     # best: mean 91.00, sample std 1.00; last: mean 88.00, std 1.00; wall time: 101 ± 1
-    assert lines[2] == "| fm_sym80 (3 runs) | dividemix | sym 0.8 | 0.720 ± 0.000 | 91.00 ± 1.00% | 88.00 ± 1.00% | 0.9000 ± 0.0000 | 0.300 ± 0.000 | 14/14 | 101 ± 1 s |"
+    assert lines[2] == (
+        "| fm_sym80 (3 runs) | dividemix | sym 0.8 | 0.720 ± 0.000 | 91.00 ± 1.00% | 88.00 ± 1.00% | 0.9000 ± 0.0000 "
+        "| 0.300 ± 0.000 | 14/14 | 101 ± 1 s |"
+    )
     assert len(report.table(runs, over=()).splitlines()) == 5  # --group_over=none: a row per run
 
 

@@ -47,7 +47,8 @@ def dividemix_run(tmp_path_factory):
 
 def test_run_directory_has_every_file(dividemix_run):
     workdir, noise_file, _ = dividemix_run
-    for name in ("config.json", "dataset.json", "metrics.csv", "summary.json", "net1.keras", "net2.keras", "noisy_labels.json", "curves.png", "loss_distribution.png"):
+    for name in ("config.json", "dataset.json", "metrics.csv", "summary.json", "net1.keras", "net2.keras", "noisy_labels.json",
+                 "curves.png", "loss_distribution.png"):
         assert os.path.getsize(os.path.join(workdir, name)) > 0, name
     assert os.listdir(os.path.join(workdir, "tensorboard"))
     assert os.path.exists(noise_file)

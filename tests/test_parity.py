@@ -45,8 +45,8 @@ from __future__ import annotations
 import contextlib
 import importlib.util
 import os
-import sys
 import subprocess
+import sys
 from pathlib import Path
 from unittest import mock
 

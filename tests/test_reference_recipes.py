@@ -19,7 +19,13 @@ import numpy as np
 import pytest
 
 from dmkeras import input_transform
-from tests.data.test_image_sources import digits, make_clothing1m, rgb, write, write_lines  # noqa: F401
+from tests.data.test_image_sources import (  # noqa: F401
+    digits,
+    make_clothing1m,
+    rgb,
+    write,
+    write_lines,
+)
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 

@@ -6,12 +6,12 @@ import keras
 import numpy as np
 
 from dmkeras import trainer, zoo
-from tools.bench.sections import TraceProbe
 from dmkeras.codivide import CoDivide
 from dmkeras.data import pipeline
 from dmkeras.data.augment import AugmentConfig
 from dmkeras.distribute import distribute
 from dmkeras.model import SEMI_SUPERVISED, WARMUP, DivideMixModel
+from tools.bench.sections import TraceProbe
 
 NUM_CLASSES = 3
 N = 37  # not a multiple of any batch below: every pass ends on a partial batch

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-
 import keras
 import numpy as np
 import pytest
@@ -244,7 +243,7 @@ def test_small_cnn_other_sizes():
 
 def test_small_cnn_without_batchnorm():
     model = zoo.create_model("small_cnn", 10, (8, 8, 1), batchnorm=False)
-    assert not any(isinstance(l, keras.layers.BatchNormalization) for l in model.layers)
+    assert not any(isinstance(layer, keras.layers.BatchNormalization) for layer in model.layers)
     x = _images((8, 8, 1), n=4)
     np.testing.assert_array_equal(
         np.asarray(model(x, training=True))[:2], np.asarray(model(x[:2], training=False))
@@ -264,8 +263,8 @@ def test_keras_save_load_round_trip(built, name, tmp_path):
         np.asarray(model(x, training=False)), np.asarray(loaded(x, training=False))
     )
     # the BN momentum set by the builders survives serialisation
-    assert [l.momentum for l in _all_layers(loaded) if isinstance(l, keras.layers.BatchNormalization)] == [
-        l.momentum for l in _all_layers(model) if isinstance(l, keras.layers.BatchNormalization)
+    assert [layer.momentum for layer in _all_layers(loaded) if isinstance(layer, keras.layers.BatchNormalization)] == [
+        layer.momentum for layer in _all_layers(model) if isinstance(layer, keras.layers.BatchNormalization)
     ]
 
 
@@ -375,8 +374,8 @@ def test_mobilenet_small_gray_input_with_imagenet_layout(monkeypatch):
     assert seen["weights"] == "imagenet"
     assert seen["input_shape"] == (32, 32, 3)
     assert model.input_shape == (None, 8, 8, 1)
-    assert any(isinstance(l, keras.layers.Resizing) for l in model.layers)
-    assert any(isinstance(l, keras.layers.Concatenate) for l in model.layers)
+    assert any(isinstance(layer, keras.layers.Resizing) for layer in model.layers)
+    assert any(isinstance(layer, keras.layers.Concatenate) for layer in model.layers)
     assert model(_images((8, 8, 1))).shape == (2, 10)
 
 
@@ -417,10 +416,10 @@ def test_application_gray_input_with_imagenet_layout(monkeypatch, name, shape, b
     assert seen["input_shape"] == base_shape
     assert model.input_shape == (None, *shape)
     assert model.name == name
-    assert any(isinstance(l, keras.layers.Concatenate) for l in model.layers)
-    assert any(isinstance(l, keras.layers.Resizing) for l in model.layers) == resized
-    bns = [l for l in _all_layers(model) if isinstance(l, keras.layers.BatchNormalization)]
-    assert bns and all(l.momentum == pytest.approx(0.9) for l in bns)
+    assert any(isinstance(layer, keras.layers.Concatenate) for layer in model.layers)
+    assert any(isinstance(layer, keras.layers.Resizing) for layer in model.layers) == resized
+    bns = [layer for layer in _all_layers(model) if isinstance(layer, keras.layers.BatchNormalization)]
+    assert bns and all(layer.momentum == pytest.approx(0.9) for layer in bns)
     assert model(_images(shape)).shape == (2, 10)
 
 
@@ -432,9 +431,9 @@ def test_application_gray_without_imagenet_keeps_one_channel(monkeypatch, name):
     model = zoo.create_model(name, 10, shape, bn_momentum=0.5)
     assert seen["weights"] is None
     assert seen["input_shape"] == ((40, 40, 1) if name == "resnet50" else (75, 75, 1))
-    assert not any(isinstance(l, keras.layers.Concatenate) for l in model.layers)
-    bns = [l for l in _all_layers(model) if isinstance(l, keras.layers.BatchNormalization)]
-    assert bns and all(l.momentum == pytest.approx(0.5) for l in bns)
+    assert not any(isinstance(layer, keras.layers.Concatenate) for layer in model.layers)
+    bns = [layer for layer in _all_layers(model) if isinstance(layer, keras.layers.BatchNormalization)]
+    assert bns and all(layer.momentum == pytest.approx(0.5) for layer in bns)
     assert model(_images(shape)).shape == (2, 10)
 
 
@@ -453,7 +452,7 @@ def test_application_imagenet_download_failure(monkeypatch, name):
 
 def test_mobilenet_gray_without_imagenet_keeps_one_channel():
     model = zoo.create_model("mobilenet_v2", 10, (8, 8, 1), alpha=0.35)
-    assert not any(isinstance(l, keras.layers.Concatenate) for l in model.layers)
+    assert not any(isinstance(layer, keras.layers.Concatenate) for layer in model.layers)
     assert model(_images((8, 8, 1))).shape == (2, 10)
 
 
@@ -473,16 +472,16 @@ def test_pinned_backbone_param_counts(built, name):
     model, shape = built(name)
     assert shape == SHAPES[name]
     base_total, trainable, total = BACKBONE_PARAMS[name]
-    base = next(l for l in model.layers if isinstance(l, keras.Model))
+    base = next(layer for layer in model.layers if isinstance(layer, keras.Model))
     assert base.name == f"{name}_base"
     assert base.count_params() == base_total
     assert _n_trainable(model) == trainable
     assert model.count_params() == total
     # PyTorch-like BN momentum everywhere (keras.applications would use 0.99)
-    bns = [l for l in _all_layers(model) if isinstance(l, keras.layers.BatchNormalization)]
-    assert bns and all(l.momentum == pytest.approx(0.9) for l in bns)
+    bns = [layer for layer in _all_layers(model) if isinstance(layer, keras.layers.BatchNormalization)]
+    assert bns and all(layer.momentum == pytest.approx(0.9) for layer in bns)
     # no resizing at the smallest native input size
-    assert not any(isinstance(l, keras.layers.Resizing) for l in model.layers)
+    assert not any(isinstance(layer, keras.layers.Resizing) for layer in model.layers)
 
 
 @pytest.mark.parametrize("alpha", sorted(MOBILENET_PARAMS))
@@ -493,7 +492,7 @@ def test_pinned_mobilenet_param_counts(built, alpha):
     else:
         model = zoo.create_model("mobilenet_v2", 10, (32, 32, 3), alpha=alpha)
     base_total, trainable, total = MOBILENET_PARAMS[alpha]
-    base = next(l for l in model.layers if isinstance(l, keras.Model))
+    base = next(layer for layer in model.layers if isinstance(layer, keras.Model))
     assert base.count_params() == base_total
     assert _n_trainable(model) == trainable
     assert model.count_params() == total
@@ -522,7 +521,7 @@ def test_preact_resnet_matches_reference_layout(built):
     assert add_inputs[1] is model.get_layer("layer2_1_relu1").output
     assert add_inputs[1] is not model.get_layer("layer2_0_add").output
     # no projection where channels and stride are unchanged
-    names = {l.name for l in model.layers}
+    names = {layer.name for layer in model.layers}
     assert "layer1_0_shortcut" not in names and "layer2_1_shortcut" not in names
     # stride-2 convs use PyTorch's symmetric padding
     assert isinstance(model.get_layer("layer3_0_conv1_pad"), keras.layers.ZeroPadding2D)

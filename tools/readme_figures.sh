@@ -35,7 +35,7 @@ for part in $parts; do
     ;;
   audit)
     $PY -m launch.audit --flagfile=launch/configs/digits_sym50.cfg --from_run=runs/digits_sym50 --retrain --workdir=runs/audit_sym50
-    $PY -m launch.audit --flagfile=launch/configs/digits_asym40.cfg --epochs=10 --retrain --workdir=runs/audit_asym40_gmm
+    $PY -m launch.audit --flagfile=launch/configs/digits_asym40.cfg --epochs=10 --scoring=ce --retrain --workdir=runs/audit_asym40_gmm
     $PY -m launch.audit --flagfile=launch/configs/digits_asym40.cfg --epochs=10 --from_run=runs/audit_asym40_gmm/scoring_model --division=per_class_gmm --class_floor=0.3 --retrain --workdir=runs/audit_asym40_per_class_gmm
     $PY -m launch.audit --flagfile=launch/configs/digits_asym40.cfg --epochs=10 --from_run=runs/audit_asym40_gmm/scoring_model --division=class_floor --class_floor=0.3 --retrain --workdir=runs/audit_asym40_class_floor
     cp runs/audit_asym40_gmm/sweep.png docs/audit_asym40_gmm_sweep.png

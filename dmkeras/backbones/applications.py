@@ -27,7 +27,6 @@ from keras import layers
 
 from dmkeras.errors import DmkerasError
 
-
 IMAGENET_FILE = "imagenet:"
 
 

@@ -19,7 +19,11 @@ import numbers
 
 import keras
 
-from dmkeras.backbones.applications import application_backbone, check_weights, is_imagenet
+from dmkeras.backbones.applications import (
+    application_backbone,
+    check_weights,
+    is_imagenet,
+)
 from dmkeras.errors import DmkerasError
 
 MIN_INPUT_SIZE = 8

@@ -17,8 +17,16 @@ import math
 import numpy as np
 import tensorflow as tf
 
-from dmkeras.data.augment import (RESIZED_CROP_ATTEMPTS, AugmentConfig, augment, normalize, random_flip,
-                                  resized_crop_boxes, resized_crop_draws, rows_of_global_batch)
+from dmkeras.data.augment import (
+    RESIZED_CROP_ATTEMPTS,
+    AugmentConfig,
+    augment,
+    normalize,
+    random_flip,
+    resized_crop_boxes,
+    resized_crop_draws,
+    rows_of_global_batch,
+)
 from dmkeras.data.images import FileImages
 
 AUTOTUNE = tf.data.AUTOTUNE

@@ -5,7 +5,13 @@ import pytest
 import tensorflow as tf
 
 from dmkeras.data import pipeline
-from dmkeras.data.augment import AugmentConfig, augment, normalize, random_crop, random_flip
+from dmkeras.data.augment import (
+    AugmentConfig,
+    augment,
+    normalize,
+    random_crop,
+    random_flip,
+)
 from dmkeras.errors import DmkerasError
 
 

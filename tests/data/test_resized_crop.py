@@ -8,8 +8,15 @@ import pytest
 import tensorflow as tf
 
 from dmkeras.data import pipeline
-from dmkeras.data.augment import (RESIZED_CROP_ATTEMPTS, AugmentConfig, augment, crop_and_resize_boxes,
-                                  random_resized_crop, resized_crop_boxes, resized_crop_draws)
+from dmkeras.data.augment import (
+    RESIZED_CROP_ATTEMPTS,
+    AugmentConfig,
+    augment,
+    crop_and_resize_boxes,
+    random_resized_crop,
+    resized_crop_boxes,
+    resized_crop_draws,
+)
 from dmkeras.data.images import FileImages
 from dmkeras.data.sources import load_extra_test, load_source
 from dmkeras.errors import DmkerasError

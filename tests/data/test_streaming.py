@@ -18,7 +18,14 @@ from dmkeras.data.images import FileImages, check_image_files
 from dmkeras.data.sources import load_extra_test, load_source
 from dmkeras.errors import DmkerasError
 from dmkeras.model import DivideMixModel
-from tests.data.test_image_sources import digits, make_class_tree, make_clothing1m, rgb, write, write_lines  # noqa: F401
+from tests.data.test_image_sources import (  # noqa: F401
+    digits,
+    make_class_tree,
+    make_clothing1m,
+    rgb,
+    write,
+    write_lines,
+)
 
 NO_AUGMENT = AugmentConfig(crop=False, flip=False, pad=0)
 

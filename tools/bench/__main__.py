@@ -18,9 +18,9 @@ console.setup()  # first, before anything imports TensorFlow: its start-up chatt
 
 from absl import app, flags  # noqa: E402
 
-from tools.bench.sections import TRAIN_PASSTHROUGH, BenchConfig  # noqa: E402
 from dmkeras.config import TrainConfig  # noqa: E402
 from launch import flags_util  # noqa: E402
+from tools.bench.sections import TRAIN_PASSTHROUGH, BenchConfig  # noqa: E402
 
 flags_util.define_flags(BenchConfig)
 # TrainConfig fields the benchmarked model is built with, when TrainConfig has them.

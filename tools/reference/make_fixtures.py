@@ -195,7 +195,7 @@ def make(arch) -> dict:
         "y": rng.integers(0, c, size=b).astype(np.int64),
         "w": rng.uniform(0.0, 1.0, size=b).astype(np.float32),
     }
-    lam = float(np.float32(max(l := rng.beta(4.0, 4.0), 1.0 - l)))  # a float32 number: 1 - lam is exact too
+    lam = float(np.float32(max(draw := rng.beta(4.0, 4.0), 1.0 - draw)))  # a float32 number: 1 - lam is exact too
     idx = rng.permutation(4 * b).astype(np.int64)
     _put(out, "ssl_inputs", ssl_inputs)
     out["ssl_inputs/lam"] = np.float32(lam)

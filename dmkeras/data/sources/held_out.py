@@ -10,8 +10,15 @@ import numpy as np
 from dmkeras.data.images import FileImages, is_image_file
 from dmkeras.data.sources.clothing1m import _clothing1m_val_listing
 from dmkeras.data.sources.common import VAL_KINDS, VAL_SPEC_FORMS, SplitData
-from dmkeras.data.sources.image_files import (_csv_listing, _decode_listing, _Listing, _map_classes, _scan_classes,
-                                              _test_spec_listing, _visible_subdirs)
+from dmkeras.data.sources.image_files import (
+    _csv_listing,
+    _decode_listing,
+    _Listing,
+    _map_classes,
+    _scan_classes,
+    _test_spec_listing,
+    _visible_subdirs,
+)
 from dmkeras.data.sources.npz import _npz_validation
 from dmkeras.errors import DmkerasError
 

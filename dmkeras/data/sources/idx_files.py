@@ -6,7 +6,13 @@ from __future__ import annotations
 import os
 
 from dmkeras.data import idx
-from dmkeras.data.sources.common import SplitData, _check_inferred_classes, _finish, _images_to_uint8, _labels_to_int64
+from dmkeras.data.sources.common import (
+    SplitData,
+    _check_inferred_classes,
+    _finish,
+    _images_to_uint8,
+    _labels_to_int64,
+)
 from dmkeras.data.sources.registry import SourceRequest, register_source
 from dmkeras.errors import DmkerasError
 

@@ -14,13 +14,24 @@ import os
 
 import numpy as np
 
-from dmkeras.data.images import (IMAGE_EXTENSIONS, FileImages, check_image_files, check_image_size, is_image_file,
-                                 read_images)
-from dmkeras.data.sources.common import (SplitData, _check_inferred_classes, _check_range, _examples, _finish,
-                                         stratified_hold_out)
+from dmkeras.data.images import (
+    IMAGE_EXTENSIONS,
+    FileImages,
+    check_image_files,
+    check_image_size,
+    is_image_file,
+    read_images,
+)
+from dmkeras.data.sources.common import (
+    SplitData,
+    _check_inferred_classes,
+    _check_range,
+    _examples,
+    _finish,
+    stratified_hold_out,
+)
 from dmkeras.data.sources.registry import SourceRequest, register_source
 from dmkeras.errors import DmkerasError
-
 
 # --------------------------------------------------------------------------------------------
 # image files: folder, csv, clothing1m, webvision

@@ -8,13 +8,18 @@ import os
 
 import numpy as np
 
-from dmkeras.data.sources.registry import SourceRequest, find_kind, forms_accepting, lookup, unknown_source
 from dmkeras.data.sources.clothing1m import _clothing1m_val_listing
 from dmkeras.data.sources.common import SPEC_FORMS, SplitData
 from dmkeras.data.sources.held_out import check_val_spec, load_validation
 from dmkeras.data.sources.image_files import _decode_listing
+from dmkeras.data.sources.registry import (
+    SourceRequest,
+    find_kind,
+    forms_accepting,
+    lookup,
+    unknown_source,
+)
 from dmkeras.errors import DmkerasError
-
 
 # --------------------------------------------------------------------------------------------
 # public entry point

@@ -7,8 +7,15 @@ import os
 
 import numpy as np
 
-from dmkeras.data.sources.common import (SplitData, _check_inferred_classes, _check_lengths, _check_range, _finish,
-                                         _images_to_uint8, _labels_to_int64)
+from dmkeras.data.sources.common import (
+    SplitData,
+    _check_inferred_classes,
+    _check_lengths,
+    _check_range,
+    _finish,
+    _images_to_uint8,
+    _labels_to_int64,
+)
 from dmkeras.data.sources.registry import SourceRequest, register_source
 from dmkeras.errors import DmkerasError
 

@@ -8,7 +8,13 @@ import os
 
 import numpy as np
 
-from dmkeras.data.sources.common import SplitData, _check_lengths, _finish, _images_to_uint8, _labels_to_int64
+from dmkeras.data.sources.common import (
+    SplitData,
+    _check_lengths,
+    _finish,
+    _images_to_uint8,
+    _labels_to_int64,
+)
 from dmkeras.data.sources.registry import SourceRequest, register_source
 from dmkeras.errors import DmkerasError
 

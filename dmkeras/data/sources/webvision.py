@@ -7,7 +7,13 @@ import os
 
 import numpy as np
 
-from dmkeras.data.sources.image_files import _Listing, _read_label_list, _read_names, _require_files, image_source
+from dmkeras.data.sources.image_files import (
+    _Listing,
+    _read_label_list,
+    _read_names,
+    _require_files,
+    image_source,
+)
 from dmkeras.data.sources.registry import register_source
 from dmkeras.errors import DmkerasError
 
