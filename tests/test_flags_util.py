@@ -5,8 +5,7 @@ import os
 import pytest
 
 from launch import flags_util
-
-REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+from tests.helpers import REPO
 
 
 def test_includes_resolve_next_to_the_including_file_from_any_folder(tmp_path, monkeypatch):
@@ -53,7 +52,7 @@ def test_console_scripts_point_at_the_launch_entry_points():
 
     with open(os.path.join(REPO, "pyproject.toml"), "rb") as f:
         scripts = tomllib.load(f)["project"]["scripts"]
-    assert set(scripts) == {f"dmkeras-{n}" for n in ("train", "audit", "export", "report", "bench")}
+    assert set(scripts) == {f"dmkeras-{n}" for n in ("train", "audit", "export", "report")}
     for name, target in scripts.items():
         module, _, function = target.partition(":")
         assert module == f"launch.{name.removeprefix('dmkeras-')}" and function == "cli"
