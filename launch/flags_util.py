@@ -1,9 +1,12 @@
 """absl flags generated from a config dataclass, flagfiles that work from any folder, and the
 one-line error exit of every entry point."""
 
+import _thread
 import dataclasses
+import functools
 import os
 import sys
+import threading
 import typing
 
 from absl import flags
@@ -29,7 +32,10 @@ def config_from_flags(config_class):
 
 
 def run_or_exit(fn, *args):
-    """Run fn; on a DmkerasError print one line `error: ...` to stderr and exit with status 2."""
+    """Run fn; on a DmkerasError print one line `error: ...` to stderr and exit with status 2; on
+    Ctrl-C (SIGINT) one line `interrupted: ...` and status 130."""
+    previous_hook, timers = sys.unraisablehook, []
+    sys.unraisablehook = functools.partial(_interrupt_again, previous_hook, timers)
     try:
         return fn(*args)
     except DmkerasError as error:
@@ -38,6 +44,23 @@ def run_or_exit(fn, *args):
     except KeyboardInterrupt:
         print("interrupted: the run directory keeps every finished epoch", file=sys.stderr)
         sys.exit(130)
+    finally:
+        sys.unraisablehook = previous_hook
+        for timer in timers:
+            timer.cancel()
+
+
+def _interrupt_again(previous_hook, timers, unraisable):
+    """Python prints and drops an exception raised in a finalizer: a Ctrl-C that lands while one
+    runs (TensorFlow's AtomicFunction.__del__ dismantling a graph, say) would be lost and the run
+    would go on. Interrupt the main thread again a moment later, outside the finalizer."""
+    if unraisable.exc_type is not None and issubclass(unraisable.exc_type, KeyboardInterrupt):
+        timer = threading.Timer(0.05, _thread.interrupt_main)
+        timer.daemon = True
+        timers.append(timer)
+        timer.start()
+        return
+    previous_hook(unraisable)
 
 
 CONFIG_DIR = os.path.join(os.path.dirname(os.path.abspath(__file__)), "configs")

@@ -1,6 +1,8 @@
 """Flagfiles found from any folder: includes relative to the including file, packaged short names."""
 
 import os
+import signal
+import time
 
 import pytest
 
@@ -80,3 +82,32 @@ def test_every_packaged_flagfile_is_a_valid_config(name):
         kind = type(fields[key].default)
         values[key] = (value.lower() in ("true", "")) if kind is bool else kind(value)
     TrainConfig(**values, workdir="w").validate()
+
+
+def test_a_ctrl_c_dropped_by_a_finalizer_still_stops_the_run(capsys):
+    """Python drops a KeyboardInterrupt raised inside __del__ (a Ctrl-C that lands while TensorFlow
+    dismantles a graph: seen once in test_an_interrupted_run_keeps_every_finished_epoch, whose run
+    then trained on); run_or_exit interrupts again, so the run still stops with status 130."""
+
+    class Finalized:
+        def __del__(self):
+            signal.raise_signal(signal.SIGINT)  # the KeyboardInterrupt is raised here, inside __del__
+            for _ in range(1000):
+                pass
+
+    def run():
+        Finalized()
+        deadline = time.time() + 10
+        while time.time() < deadline:
+            time.sleep(0.01)
+        return "ran on"
+
+    previous = signal.signal(signal.SIGINT, signal.default_int_handler)  # as in a launch command
+    try:
+        start = time.time()
+        with pytest.raises(SystemExit) as exit_info:
+            flags_util.run_or_exit(run)
+    finally:
+        signal.signal(signal.SIGINT, previous)
+    assert exit_info.value.code == 130 and time.time() - start < 5
+    assert capsys.readouterr().err.strip().splitlines()[-1].startswith("interrupted:")
