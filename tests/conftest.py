@@ -1,4 +1,5 @@
-"""Fixtures shared by several test modules."""
+"""Fixtures shared by several test modules; the plain helpers they call with arguments (tiny nets, models,
+image banks, random images, the `python -m` runner, REPO) are in tests/helpers.py."""
 
 import keras
 import numpy as np

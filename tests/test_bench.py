@@ -4,15 +4,13 @@ and `tools.bench` reports bad flags in one line."""
 import json
 import math
 import os
-import subprocess
 import sys
 
 import pytest
 
 from dmkeras.errors import DmkerasError
+from tests.helpers import run_module
 from tools.bench import sections as bench
-
-REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 
 def _positive(value):
@@ -137,9 +135,7 @@ def test_train_config_takes_the_bench_settings_and_rejects_unknown_overrides():
 
 
 def test_the_bench_command_reports_a_bad_flag_in_one_line():
-    proc = subprocess.run(
-        [sys.executable, "-m", "tools.bench", "--batch_size=0"], cwd=REPO, capture_output=True, text=True, timeout=300
-    )
+    proc = run_module("tools.bench", "--batch_size=0", timeout=300)
     assert proc.returncode == 2
     assert proc.stderr.strip().splitlines()[-1] == "error: --batch_size must be >= 1, got 0"
 

@@ -3,29 +3,23 @@ size, warm-up passes, and reproducibility of a whole run from its seed."""
 
 import logging
 
-import keras
 import numpy as np
 import pytest
 import tensorflow as tf
 
-from dmkeras import metrics, trainer, zoo
+from dmkeras import metrics, trainer
 from dmkeras.codivide import CoDivide
 from dmkeras.data import pipeline
-from dmkeras.data.augment import AugmentConfig
-from dmkeras.model import SEMI_SUPERVISED, WARMUP, DivideMixModel
+from dmkeras.model import SEMI_SUPERVISED, WARMUP
+from tests.helpers import dividemix_model, image_bank, random_labeled_images
 
 NUM_CLASSES = 3
 
 
 def _setup(n=37, seed=0):
-    keras.utils.set_random_seed(seed)
-    nets = [zoo.create_model("small_cnn", NUM_CLASSES, (8, 8, 1), width=8) for _ in range(2)]
-    model = DivideMixModel(*nets, num_classes=NUM_CLASSES)
-    model.compile(keras.optimizers.SGD(0.05, momentum=0.9), keras.optimizers.SGD(0.05, momentum=0.9))
-    rng = np.random.default_rng(seed)
-    images = rng.integers(0, 256, size=(n, 8, 8, 1), dtype=np.uint8)
-    labels = rng.integers(0, NUM_CLASSES, size=n)
-    bank = pipeline.ImageBank(images, (0.5,), (0.25,), AugmentConfig(True, True, 1))
+    model = dividemix_model(NUM_CLASSES, seed=seed, net_args=dict(width=8))
+    images, labels = random_labeled_images(np.random.default_rng(seed), n, NUM_CLASSES)
+    bank = image_bank(images)
     test_data = tf.data.Dataset.from_tensor_slices((bank.load(tf.range(n)), labels)).batch(16)
     return model, bank, labels, test_data
 

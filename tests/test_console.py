@@ -4,23 +4,22 @@ Progbar choice in dmkeras/trainer.py)."""
 
 import os
 import re
-import subprocess
 import sys
 
 import pytest
 
 from launch import console
+from tests.helpers import run_module
 
-REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 CHATTER = re.compile(r"oneDNN|cudart_stub|cuInit|absl::InitializeLog|I0000|W0000|Could not find cuda drivers")
 
 
 def test_train_through_a_pipe_prints_plain_lines_without_tensorflow_chatter(tmp_path):
     env = {k: v for k, v in os.environ.items() if k not in ("TF_CPP_MIN_LOG_LEVEL", "TF_ENABLE_ONEDNN_OPTS")}
-    proc = subprocess.run(
-        [sys.executable, "-m", "launch.train", "--dataset=digits", "--train_limit=100", "--test_limit=50",
-         "--epochs=2", "--warm_up=1", "--backbone_args=width=8", f"--workdir={tmp_path / 'run'}"],
-        cwd=REPO, env=env, capture_output=True, text=True, timeout=300,
+    proc = run_module(
+        "launch.train", "--dataset=digits", "--train_limit=100", "--test_limit=50",
+        "--epochs=2", "--warm_up=1", "--backbone_args=width=8", f"--workdir={tmp_path / 'run'}",
+        env=env, timeout=300,
     )
     assert proc.returncode == 0, proc.stderr
     chatter = [line for line in (proc.stdout + proc.stderr).splitlines() if CHATTER.search(line)]
@@ -105,6 +104,6 @@ def test_the_filter_writes_everything_back_when_the_import_fails(capfd):
 def test_entry_points_list_tf_logs(module):
     """--helpshort lists --tf_logs (from launch.console); tools.bench imports TensorFlow at its top,
     quietly too (launch.audit does the same as bench, at 3x the start-up time: not run here)."""
-    proc = subprocess.run([sys.executable, "-m", module, "--helpshort"], cwd=REPO, capture_output=True, text=True, timeout=120)
+    proc = run_module(module, "--helpshort", timeout=120)
     assert "--[no]tf_logs" in proc.stdout, (proc.stdout[-500:], proc.stderr[-500:])
     assert not CHATTER.search(proc.stderr), proc.stderr

@@ -2,19 +2,14 @@
 
 import json
 import os
-import subprocess
-import sys
 
 import pytest
 
-REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+from tests.helpers import run_module
 
 
 def _summary(tmp_path, *flags):
-    proc = subprocess.run(
-        [sys.executable, "-m", "launch.train", f"--workdir={tmp_path}", "--verbose=0", *flags],
-        cwd=REPO, capture_output=True, text=True, timeout=1800,
-    )
+    proc = run_module("launch.train", f"--workdir={tmp_path}", "--verbose=0", *flags, timeout=1800)
     assert proc.returncode == 0, proc.stderr[-3000:]
     with open(os.path.join(tmp_path, "summary.json")) as f:
         return json.load(f)

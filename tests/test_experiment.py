@@ -10,6 +10,7 @@ import tensorflow_datasets as tfds
 from dmkeras import experiment
 from dmkeras.data import noise as noise_lib
 from dmkeras.errors import DmkerasError
+from tests.helpers import random_images
 
 
 def test_tfds_cifar10_run_with_the_paper_asymmetric_map(tmp_path, digits_config):
@@ -38,8 +39,8 @@ def test_dataset_with_its_own_noisy_labels_refuses_synthetic_noise(tmp_path, dig
     rng = np.random.default_rng(0)
     path = tmp_path / "noisy.npz"
     y = rng.integers(0, 3, 30)
-    np.savez(path, x_train=rng.integers(0, 256, (30, 8, 8), dtype=np.uint8), y_train=y, y_train_clean=(y + 1) % 3,
-             x_test=rng.integers(0, 256, (9, 8, 8), dtype=np.uint8), y_test=rng.integers(0, 3, 9))
+    np.savez(path, x_train=random_images(rng, 30, (8, 8)), y_train=y, y_train_clean=(y + 1) % 3,
+             x_test=random_images(rng, 9, (8, 8)), y_test=rng.integers(0, 3, 9))
     with pytest.raises(DmkerasError, match="--noise_mode=none"):
         experiment.load_data(digits_config(tmp_path, dataset=f"npz:{path}", noise_mode="sym"))
     data = experiment.load_data(digits_config(tmp_path, dataset=f"npz:{path}", noise_mode="none", train_limit=0))

@@ -3,22 +3,13 @@
 import json
 import os
 import shutil
-import subprocess
-import sys
 
 import numpy as np
 import pytest
 
 from dmkeras import export
 from dmkeras.errors import DmkerasError
-
-REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-
-
-def _launch(module, *flags, timeout=300):
-    return subprocess.run(
-        [sys.executable, "-m", module, *flags], cwd=REPO, capture_output=True, text=True, timeout=timeout
-    )
+from tests.helpers import random_images, run_module
 
 
 def _last_stderr_line(proc):
@@ -29,7 +20,7 @@ def _last_stderr_line(proc):
 @pytest.fixture(scope="module")
 def run_dir(tmp_path_factory):
     workdir = str(tmp_path_factory.mktemp("run"))
-    proc = _launch(
+    proc = run_module(
         "launch.train",
         "--flagfile=launch/configs/digits_sym50.cfg",
         "--train_limit=200",
@@ -38,6 +29,7 @@ def run_dir(tmp_path_factory):
         "--warm_up=1",
         "--verbose=0",
         f"--workdir={workdir}",
+        timeout=300,
     )
     assert proc.returncode == 0, proc.stderr[-3000:]
     return workdir
@@ -46,14 +38,14 @@ def run_dir(tmp_path_factory):
 @pytest.fixture(scope="module")
 def exported(run_dir, tmp_path_factory):
     out = os.path.join(str(tmp_path_factory.mktemp("export")), "model")
-    proc = _launch("launch.export", f"--workdir={run_dir}", f"--out={out}")
+    proc = run_module("launch.export", f"--workdir={run_dir}", f"--out={out}", timeout=300)
     assert proc.returncode == 0, proc.stderr[-3000:]
     assert out in proc.stdout and "saved_model.pb" in proc.stdout
     return out
 
 
 def _images(n, seed=0):
-    return np.random.default_rng(seed).integers(0, 256, size=(n, 8, 8, 1), dtype=np.uint8)
+    return random_images(np.random.default_rng(seed), n)
 
 
 def _reference(run_dir, images, nets=("net1.keras", "net2.keras")):
@@ -187,7 +179,7 @@ def _copy_run(run_dir, dest, **summary_changes):
 
 
 def test_cli_error_missing_workdir(tmp_path):
-    proc = _launch("launch.export", f"--workdir={tmp_path / 'nope'}", f"--out={tmp_path / 'out'}")
+    proc = run_module("launch.export", f"--workdir={tmp_path / 'nope'}", f"--out={tmp_path / 'out'}", timeout=300)
     assert proc.returncode == 2
     assert _last_stderr_line(proc).startswith("error: ") and "not found" in _last_stderr_line(proc)
     assert not os.path.exists(tmp_path / "out")
@@ -197,7 +189,7 @@ def test_cli_error_non_empty_unrelated_out_dir(run_dir, tmp_path):
     out = tmp_path / "busy"
     out.mkdir()
     (out / "notes.txt").write_text("keep me")
-    proc = _launch("launch.export", f"--workdir={run_dir}", f"--out={out}")
+    proc = run_module("launch.export", f"--workdir={run_dir}", f"--out={out}", timeout=300)
     assert proc.returncode == 2
     assert _last_stderr_line(proc).startswith("error: ") and "not empty" in _last_stderr_line(proc)
     assert os.listdir(out) == ["notes.txt"]
@@ -205,7 +197,7 @@ def test_cli_error_non_empty_unrelated_out_dir(run_dir, tmp_path):
 
 def test_cli_error_unfinished_run(run_dir, tmp_path):
     workdir = _copy_run(run_dir, str(tmp_path / "run"), finished=False, epochs=1)
-    proc = _launch("launch.export", f"--workdir={workdir}", f"--out={tmp_path / 'out'}")
+    proc = run_module("launch.export", f"--workdir={workdir}", f"--out={tmp_path / 'out'}", timeout=300)
     assert proc.returncode == 2
     assert _last_stderr_line(proc).startswith("error: ") and "did not finish" in _last_stderr_line(proc)
     assert not os.path.exists(tmp_path / "out")

@@ -1,20 +1,17 @@
 """Fine-tune -> export -> serve on an image folder written from the digits (the README's path)."""
 
 import os
-import subprocess
-import sys
 
 import keras
 import numpy as np
 import tensorflow as tf
 
 from dmkeras import zoo
-
-REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+from tests.helpers import run_module
 
 
 def _run(*args):
-    proc = subprocess.run([sys.executable, "-m", *args], cwd=REPO, capture_output=True, text=True, timeout=600)
+    proc = run_module(*args, timeout=600)
     assert proc.returncode == 0, proc.stderr[-3000:]
     return proc
 

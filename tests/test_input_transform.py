@@ -9,6 +9,7 @@ import pytest
 from dmkeras import input_transform, zoo
 from dmkeras.data.augment import normalize
 from dmkeras.errors import DmkerasError
+from tests.helpers import random_images
 
 DATA_MEAN, DATA_STD = (0.6959, 0.6537, 0.6371), (0.3113, 0.3192, 0.3214)  # Clothing1M's
 
@@ -66,7 +67,7 @@ def test_resnet50_imagenet_weights_take_rgb_with_the_caffe_transform(resnet50_im
     reference = keras.applications.ResNet50(include_top=False, weights=resnet50_imagenet_file, input_shape=(32, 32, 3))
     ours = zoo.create_model("resnet50", 10, (32, 32, 3), weights=f"imagenet:{resnet50_imagenet_file}")
     transform = input_transform.choose("auto", "resnet50", f"imagenet:{resnet50_imagenet_file}", DATA_MEAN, DATA_STD)
-    images = np.random.default_rng(0).integers(0, 256, size=(4, 32, 32, 3), dtype=np.uint8)
+    images = random_images(np.random.default_rng(0), 4, (32, 32, 3))
     expected = reference(keras.applications.resnet50.preprocess_input(images.astype(np.float32)), training=False)
     got = ours.get_layer("resnet50_base")(normalize(images, transform.mean, transform.std), training=False)
     scale = float(np.abs(expected).max())

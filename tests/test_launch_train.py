@@ -1,6 +1,5 @@
 """`python -m launch.train` end to end on a small digits subset, and its one-line errors."""
 
-import csv
 import json
 import os
 import signal
@@ -12,26 +11,15 @@ import numpy as np
 import pytest
 
 from dmkeras import metrics
-
-REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-
-
-def _train(*flags, timeout=600):
-    return subprocess.run(
-        [sys.executable, "-m", "launch.train", *flags], cwd=REPO, capture_output=True, text=True, timeout=timeout
-    )
-
-
-def _rows(path):
-    with open(path) as f:
-        return list(csv.DictReader(f))
+from tests.helpers import REPO, csv_rows, random_images, run_module
 
 
 @pytest.fixture(scope="module")
 def dividemix_run(tmp_path_factory):
     workdir = str(tmp_path_factory.mktemp("run"))
     noise_file = os.path.join(workdir, "noise", "0.5_sym.json")
-    proc = _train(
+    proc = run_module(
+        "launch.train",
         "--flagfile=launch/configs/digits_sym50.cfg",
         f"--workdir={workdir}",
         f"--noise_file={noise_file}",
@@ -72,7 +60,7 @@ def test_config_json_records_the_resolved_flags(dividemix_run):
 
 def test_metrics_csv_has_one_row_per_epoch_with_phases_lr_and_division(dividemix_run):
     workdir, _, _ = dividemix_run
-    rows = _rows(os.path.join(workdir, "metrics.csv"))
+    rows = csv_rows(os.path.join(workdir, "metrics.csv"))
     assert list(rows[0].keys()) == metrics.CSV_COLUMNS
     assert [r["epoch"] for r in rows] == ["1", "2", "3", "4"]
     assert [r["phase"] for r in rows] == ["warmup", "warmup", "ssl", "ssl"]
@@ -87,7 +75,7 @@ def test_metrics_csv_has_one_row_per_epoch_with_phases_lr_and_division(dividemix
 
 def test_summary_json_agrees_with_metrics_csv(dividemix_run):
     workdir, _, _ = dividemix_run
-    rows = _rows(os.path.join(workdir, "metrics.csv"))
+    rows = csv_rows(os.path.join(workdir, "metrics.csv"))
     with open(os.path.join(workdir, "summary.json")) as f:
         summary = json.load(f)
     accuracies = [float(r["test_acc"]) for r in rows]
@@ -113,15 +101,15 @@ def test_progress_and_result_table_are_printed(dividemix_run):
 
 def test_noise_file_is_reused_by_a_second_run(dividemix_run, tmp_path):
     _, noise_file, _ = dividemix_run
-    proc = _train(
-        "--dataset=digits", f"--noise_file={noise_file}", "--train_limit=400", "--test_limit=50", "--epochs=1",
+    proc = run_module(
+        "launch.train", "--dataset=digits", f"--noise_file={noise_file}", "--train_limit=400", "--test_limit=50", "--epochs=1",
         "--warm_up=1", "--method=standard", "--seed=7", f"--workdir={tmp_path}",
     )
     assert proc.returncode == 0, proc.stderr[-3000:]
     assert f"(reused {noise_file})" in proc.stdout
     with open(noise_file) as a, open(tmp_path / "noisy_labels.json") as b:
         assert json.load(a) == json.load(b)
-    rows = _rows(tmp_path / "metrics.csv")
+    rows = csv_rows(tmp_path / "metrics.csv")
     assert rows[0]["net2_loss"] == "" and rows[0]["test_acc_net1"] == ""
 
 
@@ -141,7 +129,7 @@ def test_an_interrupted_run_keeps_every_finished_epoch(tmp_path):
     _, stderr = proc.communicate(timeout=120)
     assert proc.returncode == 130, stderr[-2000:]
     assert "interrupted" in stderr.splitlines()[-1]
-    rows = _rows(metrics_csv)
+    rows = csv_rows(metrics_csv)
     assert len(rows) >= 3 and all(r["test_acc"] for r in rows)
     with open(tmp_path / "summary.json") as f:
         summary = json.load(f)
@@ -151,13 +139,13 @@ def test_an_interrupted_run_keeps_every_finished_epoch(tmp_path):
 
 
 def test_mirrored_strategy_on_two_cpu_devices_runs_end_to_end(tmp_path):
-    proc = _train(
-        "--flagfile=launch/configs/digits_sym50.cfg", "--strategy=mirrored", "--cpu_replicas=2", "--train_limit=200",
+    proc = run_module(
+        "launch.train", "--flagfile=launch/configs/digits_sym50.cfg", "--strategy=mirrored", "--cpu_replicas=2", "--train_limit=200",
         "--test_limit=51", "--epochs=2", "--warm_up=1", f"--workdir={tmp_path}",
     )
     assert proc.returncode == 0, proc.stderr[-3000:]
     assert "strategy mirrored (2 replica(s))" in proc.stdout
-    rows = _rows(tmp_path / "metrics.csv")
+    rows = csv_rows(tmp_path / "metrics.csv")
     assert [r["phase"] for r in rows] == ["warmup", "ssl"] and float(rows[1]["test_acc"]) >= 0
 
 
@@ -177,7 +165,7 @@ def test_mirrored_strategy_on_two_cpu_devices_runs_end_to_end(tmp_path):
     ],
 )
 def test_bad_flags_give_one_clear_line(flags, message, tmp_path):
-    proc = _train("--epochs=1", "--warm_up=1", f"--workdir={tmp_path}", *flags, timeout=120)
+    proc = run_module("launch.train", "--epochs=1", "--warm_up=1", f"--workdir={tmp_path}", *flags, timeout=120)
     assert proc.returncode == 2
     lines = proc.stderr.strip().splitlines()
     assert lines[-1].startswith("error: ") and message in lines[-1]
@@ -187,9 +175,9 @@ def test_bad_flags_give_one_clear_line(flags, message, tmp_path):
 def _npz(path, **overrides):
     rng = np.random.default_rng(0)
     arrays = {
-        "x_train": rng.integers(0, 256, (20, 8, 8, 1), dtype=np.uint8),
+        "x_train": random_images(rng, 20),
         "y_train": rng.integers(0, 3, 20),
-        "x_test": rng.integers(0, 256, (6, 8, 8, 1), dtype=np.uint8),
+        "x_test": random_images(rng, 6),
         "y_test": rng.integers(0, 3, 6),
     }
     arrays.update(overrides)
@@ -207,7 +195,7 @@ def _npz(path, **overrides):
 )
 def test_bad_data_gives_one_clear_line(overrides, message, tmp_path):
     path = _npz(tmp_path / "data.npz", **overrides)
-    proc = _train(f"--dataset=npz:{path}", "--epochs=1", "--warm_up=1", f"--workdir={tmp_path / 'run'}", timeout=120)
+    proc = run_module("launch.train", f"--dataset=npz:{path}", "--epochs=1", "--warm_up=1", f"--workdir={tmp_path / 'run'}", timeout=120)
     assert proc.returncode == 2, proc.stderr[-2000:]
     last = proc.stderr.strip().splitlines()[-1]
     assert last.startswith("error: ") and message in last and "Traceback" not in proc.stderr

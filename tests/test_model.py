@@ -10,26 +10,19 @@ from dmkeras.codivide import CoDivide
 from dmkeras.data import pipeline
 from dmkeras.data.augment import AugmentConfig
 from dmkeras.distribute import distribute
-from dmkeras.model import SEMI_SUPERVISED, WARMUP, DivideMixModel, StandardModel
+from dmkeras.model import SEMI_SUPERVISED, WARMUP, StandardModel
+from tests.helpers import dividemix_model, image_bank, random_images
 
 NUM_CLASSES = 3
 
 
-def _nets(batchnorm=False, seed=0):
-    keras.utils.set_random_seed(seed)
-    return [zoo.create_model("small_cnn", NUM_CLASSES, (8, 8, 1), width=8, batchnorm=batchnorm) for _ in range(2)]
-
-
 def _model(batchnorm=False, lr=0.1, momentum=0.0, weight_decay=0.0, **kwargs):
-    net1, net2 = _nets(batchnorm)
-    model = DivideMixModel(net1, net2, num_classes=NUM_CLASSES, weight_decay=weight_decay, **kwargs)
-    model.compile(keras.optimizers.SGD(lr, momentum=momentum), keras.optimizers.SGD(lr, momentum=momentum))
-    return model
+    net_args = dict(width=8, batchnorm=batchnorm)
+    return dividemix_model(NUM_CLASSES, lr=lr, momentum=momentum, seed=0, net_args=net_args, weight_decay=weight_decay, **kwargs)
 
 
 def _bank(n=40, seed=0):
-    images = np.random.default_rng(seed).integers(0, 256, size=(n, 8, 8, 1), dtype=np.uint8)
-    return pipeline.ImageBank(images, (0.5,), (0.25,), AugmentConfig(False, False, 0))
+    return image_bank(random_images(np.random.default_rng(seed), n), AugmentConfig(False, False, 0))
 
 
 def _weights(net):

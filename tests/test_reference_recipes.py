@@ -9,11 +9,8 @@ ResNet-50 / InceptionResNetV2 nets and take minutes on a 2-core CPU: `pytest -m 
 (the labeled-rows step, the transforms, RandomResizedCrop, the selection) are tested in the default
 suite (tests/test_model.py, test_input_transform.py, data/test_resized_crop.py, test_validation.py)."""
 
-import csv
 import json
 import os
-import subprocess
-import sys
 
 import numpy as np
 import pytest
@@ -26,14 +23,11 @@ from tests.data.test_image_sources import (  # noqa: F401
     write,
     write_lines,
 )
-
-REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+from tests.helpers import csv_rows, run_module
 
 
 def _train(*flags):
-    proc = subprocess.run(
-        [sys.executable, "-m", "launch.train", *flags, "--verbose=0"], cwd=REPO, capture_output=True, text=True, timeout=900
-    )
+    proc = run_module("launch.train", *flags, "--verbose=0", timeout=900)
     assert proc.returncode == 0, proc.stderr[-3000:]
     return proc
 
@@ -41,11 +35,6 @@ def _train(*flags):
 def _read(workdir, name):
     with open(os.path.join(workdir, name)) as f:
         return json.load(f)
-
-
-def _rows(workdir):
-    with open(os.path.join(workdir, "metrics.csv")) as f:
-        return list(csv.DictReader(f))
 
 
 @pytest.mark.slow
@@ -68,7 +57,7 @@ def test_clothing1m_flagfile_runs_the_reference_recipe(tmp_path, digits, resnet5
     np.testing.assert_allclose(dataset["mean"], caffe.mean)
     np.testing.assert_allclose(dataset["std"], caffe.std)
     # warm-up with the confidence penalty, then the labeled-rows step (no L_u)
-    rows = _rows(workdir)
+    rows = csv_rows(os.path.join(workdir, "metrics.csv"))
     assert [r["phase"] for r in rows] == ["warmup", "ssl"]
     assert float(rows[0]["net1_penalty"]) < 0  # mean negative entropy
     assert float(rows[1]["net1_loss_u"]) == 0.0 and float(rows[1]["net2_loss_u"]) == 0.0
@@ -81,11 +70,11 @@ def test_clothing1m_flagfile_runs_the_reference_recipe(tmp_path, digits, resnet5
 def test_a_clothing1m_net_fed_another_transform_is_refused(tmp_path, digits, resnet50_imagenet_file):  # noqa: F811
     root = tmp_path / "c1m"
     make_clothing1m(root, digits, clean_for_all_train=True, num_val=0)
-    proc = subprocess.run(
-        [sys.executable, "-m", "launch.train", "--flagfile=launch/configs/clothing1m.cfg", f"--dataset=clothing1m:{root}",
-         f"--workdir={tmp_path / 'run'}", f"--weights=imagenet:{resnet50_imagenet_file}", "--input_transform=dataset",
-         "--image_size=32,32", "--resize_shorter=36", "--num_batches=2", "--batch_size=2", "--epochs=2"],
-        cwd=REPO, capture_output=True, text=True, timeout=600,
+    proc = run_module(
+        "launch.train", "--flagfile=launch/configs/clothing1m.cfg", f"--dataset=clothing1m:{root}",
+        f"--workdir={tmp_path / 'run'}", f"--weights=imagenet:{resnet50_imagenet_file}", "--input_transform=dataset",
+        "--image_size=32,32", "--resize_shorter=36", "--num_batches=2", "--batch_size=2", "--epochs=2",
+        timeout=600,
     )
     assert proc.returncode == 2
     assert "trained with caffe" in proc.stderr.strip().splitlines()[-1]
@@ -118,7 +107,7 @@ def test_webvision_flagfile_runs_the_reference_head_recipe(tmp_path, digits):  #
     )
     config, summary = _read(workdir, "config.json"), _read(workdir, "summary.json")
     assert (config["augment"], config["ssl_rows"], config["lambda_u"], config["mixup_alpha"]) == ("resized_crop,flip", "labeled", 0, 0.5)
-    rows = _rows(workdir)
+    rows = csv_rows(os.path.join(workdir, "metrics.csv"))
     assert [r["phase"] for r in rows] == ["warmup", "ssl"]
     assert rows[0]["net1_penalty"] == ""  # no confidence penalty in WebVision's warm-up
     assert float(rows[1]["net1_loss_u"]) == 0.0

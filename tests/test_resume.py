@@ -11,16 +11,20 @@ import time
 import pytest
 
 from dmkeras import checkpoint, metrics
+from tests.helpers import REPO, run_module
 
-REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 FLAGS = [
     "--flagfile=launch/configs/digits_sym50.cfg", "--train_limit=300", "--test_limit=60", "--epochs=7", "--warm_up=2",
     "--lr_drop_epoch=5", "--verbose=0",
 ]
 
 
+def _flags(workdir):
+    return [*FLAGS, f"--workdir={workdir}"]
+
+
 def _command(workdir):
-    return [sys.executable, "-m", "launch.train", *FLAGS, f"--workdir={workdir}"]
+    return [sys.executable, "-m", "launch.train", *_flags(workdir)]
 
 
 def _metrics(workdir):
@@ -47,7 +51,7 @@ def _checkpointed_epochs(workdir):
 @pytest.fixture(scope="module")
 def uninterrupted(tmp_path_factory):
     workdir = tmp_path_factory.mktemp("whole")
-    proc = subprocess.run(_command(workdir), cwd=REPO, capture_output=True, text=True, timeout=600)
+    proc = run_module("launch.train", *_flags(workdir), timeout=600)
     assert proc.returncode == 0, proc.stderr[-3000:]
     return workdir
 
@@ -61,7 +65,7 @@ def test_sigkill_then_rerun_ends_with_the_same_metrics(uninterrupted, tmp_path):
     proc.wait(timeout=60)
     done = _checkpointed_epochs(tmp_path)
     assert 3 <= done < 7, "the run was not interrupted mid-way"
-    rerun = subprocess.run(_command(tmp_path), cwd=REPO, capture_output=True, text=True, timeout=600)
+    rerun = run_module("launch.train", *_flags(tmp_path), timeout=600)
     assert rerun.returncode == 0, rerun.stderr[-3000:]
     assert "resuming from" in rerun.stdout and f"{done} of 7 epochs done" in rerun.stdout
     assert _metrics(tmp_path) == _metrics(uninterrupted)
@@ -83,7 +87,7 @@ def test_sigkill_while_a_checkpoint_is_written_loses_only_that_epoch(uninterrupt
     proc.wait(timeout=60)
     assert (tmp_path / "checkpoint.tmp").exists()  # the half-written checkpoint is there ...
     assert _checkpointed_epochs(tmp_path) == 3  # ... and never replaces the good one
-    rerun = subprocess.run(_command(tmp_path), cwd=REPO, capture_output=True, text=True, timeout=600)
+    rerun = run_module("launch.train", *_flags(tmp_path), timeout=600)
     assert rerun.returncode == 0, rerun.stderr[-3000:]
     assert "3 of 7 epochs done" in rerun.stdout
     assert _metrics(tmp_path) == _metrics(uninterrupted)
@@ -92,14 +96,14 @@ def test_sigkill_while_a_checkpoint_is_written_loses_only_that_epoch(uninterrupt
 
 def test_rerunning_a_finished_run_changes_nothing(uninterrupted):
     before = _metrics(uninterrupted)
-    proc = subprocess.run(_command(uninterrupted), cwd=REPO, capture_output=True, text=True, timeout=300)
+    proc = run_module("launch.train", *_flags(uninterrupted), timeout=300)
     assert proc.returncode == 0, proc.stderr[-3000:]
     assert "7 of 7 epochs done" in proc.stdout
     assert _metrics(uninterrupted) == before
 
 
 def test_a_checkpoint_of_another_configuration_is_refused(uninterrupted):
-    proc = subprocess.run(_command(uninterrupted) + ["--lambda_u=5"], cwd=REPO, capture_output=True, text=True, timeout=300)
+    proc = run_module("launch.train", *_flags(uninterrupted), "--lambda_u=5", timeout=300)
     assert proc.returncode == 2
     last = proc.stderr.strip().splitlines()[-1]
     assert last.startswith("error: ") and "--lambda_u" in last and "another configuration" in last

@@ -10,13 +10,14 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from dmkeras import checkpoint, division, experiment, export, precision, zoo
+from dmkeras import checkpoint, division, experiment, export, precision
 from dmkeras.config import TrainConfig
 from dmkeras.data import pipeline
 from dmkeras.data.augment import AugmentConfig
 from dmkeras.distribute import distribute
 from dmkeras.errors import DmkerasError
 from dmkeras.model import SEMI_SUPERVISED, WARMUP, DivideMixModel
+from tests.helpers import image_bank, random_images, random_labeled_images, small_cnn_pair
 
 NUM_CLASSES = 3
 N = 40
@@ -26,7 +27,7 @@ def _model(*, jit=False, mode="off", loss_scale=None, batchnorm=True, seed=0):
     """DivideMix on two small CNNs; the same seed gives the same initial weights in every mode."""
     keras.utils.set_random_seed(seed)
     with precision.policy_scope(mode):
-        nets = [zoo.create_model("small_cnn", NUM_CLASSES, (8, 8, 1), width=8, batchnorm=batchnorm) for _ in range(2)]
+        nets = small_cnn_pair(NUM_CLASSES, width=8, batchnorm=batchnorm)
 
     def sgd():
         optimizer = keras.optimizers.SGD(0.05, momentum=0.9)
@@ -41,9 +42,8 @@ def _model(*, jit=False, mode="off", loss_scale=None, batchnorm=True, seed=0):
 
 def _data(augment=True):
     rng = np.random.default_rng(0)
-    images = rng.integers(0, 256, size=(N, 8, 8, 1), dtype=np.uint8)
-    bank = pipeline.ImageBank(images, (0.5,), (0.25,), AugmentConfig(augment, augment, 1))
-    return bank, rng.integers(0, NUM_CLASSES, size=N), rng.uniform(0.3, 1.0, size=N)
+    images, labels = random_labeled_images(rng, N, NUM_CLASSES)
+    return image_bank(images, AugmentConfig(augment, augment, 1)), labels, rng.uniform(0.3, 1.0, size=N)
 
 
 def _warmup_pass(model, bank, labels, batch_sizes, seed):
@@ -250,12 +250,10 @@ def test_build_model_under_mixed_float16_and_checkpoint_roundtrip(tmp_path):
             np.testing.assert_array_equal(np.asarray(b), np.asarray(a))
 
 
-def test_mixed_float16_run_trains_and_exports_float32_probabilities(tmp_path):
+def test_mixed_float16_run_trains_and_exports_float32_probabilities(tmp_path, digits_config):
     workdir, out = str(tmp_path / "run"), str(tmp_path / "export")
-    config = TrainConfig(
-        dataset="digits", backbone="small_cnn", backbone_args="width=8", epochs=2, warm_up=1, batch_size=16,
-        eval_batch_size=64, train_limit=120, test_limit=40, workdir=workdir, verbose=0, mixed_precision="mixed_float16",
-    )
+    # digits_config with TrainConfig's own augment and pad
+    config = digits_config(workdir, mixed_precision="mixed_float16", augment="crop,flip", pad=4)
     summary = experiment.run(config)
     assert keras.mixed_precision.global_policy().name == "float32"
     assert summary["epochs"] == 2 and summary["division_auc_last"] is not None
@@ -265,7 +263,7 @@ def test_mixed_float16_run_trains_and_exports_float32_probabilities(tmp_path):
     assert net.get_layer("block1a_conv").dtype_policy.name == "mixed_float16"  # as the run trained it
 
     export.export_run(workdir, out)  # verifies the SavedModel against the nets
-    images = np.random.default_rng(0).integers(0, 256, size=(5, 8, 8, 1), dtype=np.uint8)
+    images = random_images(np.random.default_rng(0), 5)
     served = tf.saved_model.load(out).signatures["serving_default"](images=tf.constant(images))["probabilities"]
     assert served.dtype == tf.float32
     np.testing.assert_allclose(served.numpy().sum(axis=1), 1.0, rtol=1e-5)

@@ -2,15 +2,14 @@
 batch sizes or the host-side scalars (mix lambda, lambda_u ramp, seed) change between steps
 and epochs."""
 
-import keras
 import numpy as np
 
-from dmkeras import trainer, zoo
+from dmkeras import trainer
 from dmkeras.codivide import CoDivide
 from dmkeras.data import pipeline
-from dmkeras.data.augment import AugmentConfig
 from dmkeras.distribute import distribute
-from dmkeras.model import SEMI_SUPERVISED, WARMUP, DivideMixModel
+from dmkeras.model import SEMI_SUPERVISED, WARMUP
+from tests.helpers import dividemix_model, image_bank, random_labeled_images
 from tools.bench.sections import TraceProbe
 
 NUM_CLASSES = 3
@@ -18,14 +17,9 @@ N = 37  # not a multiple of any batch below: every pass ends on a partial batch
 
 
 def _setup():
-    keras.utils.set_random_seed(0)
-    nets = [zoo.create_model("small_cnn", NUM_CLASSES, (8, 8, 1), width=8) for _ in range(2)]
-    model = DivideMixModel(*nets, num_classes=NUM_CLASSES)
-    model.compile(keras.optimizers.SGD(0.05, momentum=0.9), keras.optimizers.SGD(0.05, momentum=0.9))
-    rng = np.random.default_rng(0)
-    images = rng.integers(0, 256, size=(N, 8, 8, 1), dtype=np.uint8)
-    labels = rng.integers(0, NUM_CLASSES, size=N)
-    bank = pipeline.ImageBank(images, (0.5,), (0.25,), AugmentConfig(True, True, 1))
+    model = dividemix_model(NUM_CLASSES, seed=0, net_args=dict(width=8))
+    images, labels = random_labeled_images(np.random.default_rng(0), N, NUM_CLASSES)
+    bank = image_bank(images)
     test_data = pipeline.holdout_dataset(images[:21], labels[:21], (0.5,), (0.25,), batch_size=8)  # 8 + 8 + 5
     return model, bank, labels, test_data
 

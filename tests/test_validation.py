@@ -2,7 +2,6 @@
 val_acc_net2 every epoch, each net's best-validation weights in best/, their ensemble's test
 accuracy in summary.json (test_acc_val_selected), across resume."""
 
-import csv
 import dataclasses
 import json
 import os
@@ -20,6 +19,7 @@ from dmkeras.data.augment import AugmentConfig
 from dmkeras.data.sources import load_source
 from dmkeras.errors import DmkerasError
 from tests.data.test_image_sources import digits, make_clothing1m, write  # noqa: F401
+from tests.helpers import csv_rows, small_cnn_pair
 
 SUMMARY_VAL_KEYS = ("val_acc_best", "val_best_epoch", "test_acc_at_val_best", "val_acc_final", "val_acc_best_net1", "val_best_epoch_net1",
                     "val_acc_best_net2", "val_best_epoch_net2", "test_acc_val_selected")
@@ -92,7 +92,7 @@ def _set_marker(net, value):
 
 def test_best_validation_saves_a_net_when_its_own_accuracy_strictly_improves(tmp_path):
     keras.utils.set_random_seed(0)
-    nets = [zoo.create_model("small_cnn", 3, (8, 8, 1), width=2) for _ in range(2)]
+    nets = small_cnn_pair(3, width=2)
     model = _Model(nets)
     recorder = types.SimpleNamespace(history=[])
     callback = callbacks_lib.BestValidation(str(tmp_path), test_data=None, recorder=recorder, verbose=0)
@@ -150,11 +150,6 @@ def _config(workdir, val_dataset, **overrides):
     return TrainConfig(**values)
 
 
-def _rows(workdir):
-    with open(os.path.join(workdir, "metrics.csv")) as f:
-        return list(csv.DictReader(f))
-
-
 def _summary(workdir):
     with open(os.path.join(workdir, "summary.json")) as f:
         return {k: v for k, v in json.load(f).items() if k not in metrics.SUMMARY_MEASURED}
@@ -187,7 +182,7 @@ def val_run(tmp_path_factory):
 def test_a_val_folder_run_selects_each_nets_best_weights(val_run):
     config, summary = val_run
     workdir = config.workdir
-    rows = _rows(workdir)
+    rows = csv_rows(os.path.join(workdir, "metrics.csv"))
     assert list(rows[0]) == metrics.CSV_COLUMNS and len(rows) == 5
     val = {key: np.array([float(r[key]) for r in rows]) for key in ("val_acc", "val_acc_net1", "val_acc_net2")}
     for values in val.values():
@@ -238,7 +233,7 @@ def test_resume_keeps_the_best_weights_of_the_checkpoint(val_run, tmp_path, monk
     assert _summary(tmp_path) == _summary(config.workdir)
     assert _summary(tmp_path)["test_acc_val_selected"] == whole["test_acc_val_selected"]
     for k in (1, 2):
-        a, b = (zoo.create_model("small_cnn", 10, (8, 8, 1), width=8) for _ in range(2))
+        a, b = small_cnn_pair(10, width=8)
         a.load_weights(os.path.join(config.workdir, "best", f"net{k}.weights.h5"))
         b.load_weights(os.path.join(tmp_path, "best", f"net{k}.weights.h5"))
         for x, y in zip(a.get_weights(), b.get_weights()):
@@ -253,7 +248,7 @@ def test_streamed_clothing1m_run_validates_on_the_clean_val_list(tmp_path, digit
         lr=0.01, lambda_u=0, confidence_penalty="on", workdir=str(tmp_path / "run"), verbose=0,
     )
     summary = experiment.run(config)
-    rows = _rows(tmp_path / "run")
+    rows = csv_rows(tmp_path / "run" / "metrics.csv")
     assert all(r[key] != "" for r in rows for key in ("val_acc", "val_acc_net1", "val_acc_net2"))
     assert "val_acc_top5" not in json.load(open(tmp_path / "run" / "checkpoint" / checkpoint.STATE))["history"][0]
     assert all(os.path.getsize(tmp_path / "run" / "best" / name) > 0 for name in ("net1.weights.h5", "net2.weights.h5", "best.json"))

@@ -11,6 +11,7 @@ import pytest
 from dmkeras.data import idx
 from dmkeras.data.sources import load_source
 from dmkeras.errors import DmkerasError
+from tests.helpers import random_images
 
 NAMES = idx.IDX_FILES
 REAL_DIR = "/usr/share/datasets/fashion-mnist"  # Debian's dataset-fashion-mnist
@@ -31,9 +32,9 @@ def write(path, data: bytes, gz: bool):
 def make_arrays(n_train=20, n_test=8, shape=(7, 5), num_classes=10, seed=0):
     rng = np.random.default_rng(seed)
     return dict(
-        train_images=rng.integers(0, 256, (n_train, *shape), dtype=np.uint8),
+        train_images=random_images(rng, n_train, shape),
         train_labels=rng.permutation(np.arange(n_train) % num_classes).astype(np.uint8),
-        test_images=rng.integers(0, 256, (n_test, *shape), dtype=np.uint8),
+        test_images=random_images(rng, n_test, shape),
         test_labels=(np.arange(n_test) % num_classes).astype(np.uint8),
     )
 

@@ -5,6 +5,7 @@ import pytest
 
 from dmkeras.data.sources import CIFAR10_N_LABELS, SplitData, load_source
 from dmkeras.errors import DmkerasError
+from tests.helpers import random_images
 
 CIFAR10_MEAN, CIFAR10_STD = (0.4914, 0.4822, 0.4465), (0.2023, 0.1994, 0.2010)
 CIFAR100_MEAN, CIFAR100_STD = (0.507, 0.487, 0.441), (0.267, 0.256, 0.276)
@@ -84,9 +85,9 @@ def write_npz(path, **arrays):
 def small_arrays(n_train=12, n_test=6, shape=(5, 4, 3), num_classes=4, seed=0):
     rng = np.random.default_rng(seed)
     return dict(
-        x_train=rng.integers(0, 256, (n_train, *shape), dtype=np.uint8),
+        x_train=random_images(rng, n_train, shape),
         y_train=rng.permutation(np.arange(n_train) % num_classes).astype(np.int32),  # every class has samples
-        x_test=rng.integers(0, 256, (n_test, *shape), dtype=np.uint8),
+        x_test=random_images(rng, n_test, shape),
         y_test=rng.integers(0, num_classes, n_test).astype(np.int32),
     )
 
@@ -367,8 +368,8 @@ def test_a_stray_label_that_leaves_classes_empty_is_an_error_naming_the_counts(t
     rng = np.random.default_rng(0)
     y_train = np.concatenate([np.arange(10).repeat(3), [12]])  # digits 0-9 and one stray 12
     path = tmp_path / "stray.npz"
-    np.savez(path, x_train=rng.integers(0, 256, (31, 8, 8, 1), dtype=np.uint8), y_train=y_train,
-             x_test=rng.integers(0, 256, (10, 8, 8, 1), dtype=np.uint8), y_test=np.arange(10))
+    np.savez(path, x_train=random_images(rng, 31), y_train=y_train,
+             x_test=random_images(rng, 10), y_test=np.arange(10))
     with pytest.raises(DmkerasError, match=r"no training sample has label 10, 11 although the labels go up to 12 \(label: count = 0: 3, .*, 9: 3, 12: 1\)"):
         load_source(f"npz:{path}")
     assert load_source(f"npz:{path}", num_classes=13).num_classes == 13  # an explicit count is the caller's choice

@@ -4,7 +4,6 @@ samples (--num_batches), top-5 accuracy and the extra test set (ILSVRC12 layout)
 import json
 import os
 
-import keras
 import numpy as np
 import pytest
 import tensorflow as tf
@@ -17,7 +16,6 @@ from dmkeras.data.augment import AugmentConfig
 from dmkeras.data.images import FileImages, check_image_files
 from dmkeras.data.sources import load_extra_test, load_source
 from dmkeras.errors import DmkerasError
-from dmkeras.model import DivideMixModel
 from tests.data.test_image_sources import (  # noqa: F401
     digits,
     make_class_tree,
@@ -26,6 +24,7 @@ from tests.data.test_image_sources import (  # noqa: F401
     write,
     write_lines,
 )
+from tests.helpers import dividemix_model, image_bank, random_images
 
 NO_AUGMENT = AugmentConfig(crop=False, flip=False, pad=0)
 
@@ -132,19 +131,13 @@ def test_balanced_sample_follows_the_reference_loader():
 
 
 def _model(num_classes, shape):
-    from dmkeras import zoo
-
-    keras.utils.set_random_seed(0)
-    nets = [zoo.create_model("small_cnn", num_classes, shape, width=4) for _ in range(2)]
-    model = DivideMixModel(*nets, num_classes=num_classes)
-    model.compile(keras.optimizers.SGD(0.01), keras.optimizers.SGD(0.01))
-    return model
+    return dividemix_model(num_classes, shape, lr=0.01, momentum=0.0, seed=0, net_args=dict(width=4))
 
 
 def test_num_batches_draws_class_balanced_samples_for_each_net_and_epoch():
     rng = np.random.default_rng(0)
     labels = np.arange(200) % 4
-    bank = pipeline.ImageBank(rng.integers(0, 256, (200, 8, 8, 1), dtype=np.uint8), (0.5,), (0.25,), NO_AUGMENT)
+    bank = image_bank(random_images(rng, 200), NO_AUGMENT)
     codivide = CoDivide(bank, labels, warm_up=1, batch_size=5, num_batches=3, num_classes=4, true_labels=labels, seed=0)
     codivide.set_model(_model(4, (8, 8, 1)))
     codivide.on_epoch_begin(0)  # warm-up: num_batches batches of 2 x batch_size, class-balanced
