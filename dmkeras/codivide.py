@@ -247,3 +247,24 @@ class CoDivide(keras.callbacks.Callback):
             num_unlabeled=len(unlabeled),
             ramp_iterations=len(labeled) // self.batch_size + 1,
         )
+
+
+def from_config(config, bank, labels, *, num_classes: int, num_nets: int = 2, true_labels=None,
+                warm_up: int | None = None) -> CoDivide:
+    """The CoDivide callback of a `dmkeras.config.TrainConfig` over `bank` / `labels` (warm_up overrides config's)."""
+    return CoDivide(
+        bank,
+        labels,
+        warm_up=config.warm_up if warm_up is None else warm_up,
+        batch_size=config.batch_size,
+        p_threshold=config.p_threshold,
+        loss_history=config.loss_history,
+        eval_batch_size=config.eval_batch_size,
+        true_labels=true_labels,
+        num_nets=num_nets,
+        seed=config.seed,
+        division=config.division,
+        class_floor=config.class_floor,
+        num_classes=num_classes,
+        num_batches=config.num_batches,
+    )

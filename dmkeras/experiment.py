@@ -5,7 +5,6 @@ that a notebook can do the same with `run(TrainConfig(...))`.
 """
 
 import dataclasses
-import logging
 import os
 import time
 
@@ -13,6 +12,7 @@ import numpy as np
 
 from dmkeras import callbacks as callbacks_lib
 from dmkeras import checkpoint, distribute, input_transform, metrics, trainer, zoo
+from dmkeras import codivide as codivide_lib
 from dmkeras.codivide import CoDivide
 from dmkeras.config import TrainConfig, parse_backbone_args, parse_image_size
 from dmkeras.data import noise as noise_lib
@@ -20,8 +20,6 @@ from dmkeras.data import pipeline, sources
 from dmkeras.data.augment import AugmentConfig
 from dmkeras.errors import DmkerasError, TrainingDiverged
 from dmkeras.rundir import RunDir
-
-log = logging.getLogger("dmkeras")
 
 # Settings added after runs were made with another behaviour: a config.json without them ran this way.
 LEGACY_DEFAULTS = {"momentum_buffer": "keras"}
@@ -149,16 +147,20 @@ def asymmetric_map(config: TrainConfig, split: sources.SplitData) -> dict:
     raise DmkerasError(f"--noise_mode=asym on {config.dataset} needs --asym_map (e.g. --asym_map=3:5,5:3,7:1)")
 
 
-def build_model(config: TrainConfig, num_classes: int, input_shape, present_classes=None):
-    """The DivideMixModel (or StandardModel) of `config`, compiled, in the current strategy scope.
+def build_model(config: TrainConfig, num_classes: int, input_shape, mean=None, std=None):
+    """The model of `config`, compiled, in the current strategy scope: a `dmkeras.DivideMix` task
+    (the library's API, with `config`'s DivideMix settings and the normalisation `mean` / `std`)
+    for --method=dividemix, a StandardModel (one net, CE) for standard and cleanlab.
 
-    `present_classes`: the classes with training samples (DivideMix's prior penalty covers only
-    those; None = all). The nets are built under the dtype policy of `--mixed_precision` (the global policy is restored
+    The nets are built under the dtype policy of `--mixed_precision` (the global policy is restored
     afterwards); with mixed_float16 each optimizer is a LossScaleOptimizer. `--jit_compile` goes to
     `compile`.
     """
+    import keras
+
     from dmkeras import optimizers, precision
-    from dmkeras.model import DivideMixModel, StandardModel
+    from dmkeras.model import StandardModel
+    from dmkeras.task import DivideMix
 
     kwargs = parse_backbone_args(config.backbone_args)
     weights = config.weights or None
@@ -168,9 +170,6 @@ def build_model(config: TrainConfig, num_classes: int, input_shape, present_clas
         net.name = name  # distinct names, so that both nets' weights save side by side
         return net
 
-    def sgd():
-        return precision.optimizer(optimizers.sgd(config.lr, config.momentum, config.momentum_buffer), config.mixed_precision)
-
     with precision.policy_scope(config.mixed_precision):
         one_net = config.method in ("standard", "cleanlab")
         nets = [backbone("net1")] if one_net else [backbone("net1"), backbone("net2")]
@@ -178,41 +177,38 @@ def build_model(config: TrainConfig, num_classes: int, input_shape, present_clas
         model = StandardModel(
             *nets, num_classes=num_classes, weight_decay=config.weight_decay, confidence_penalty=config.use_confidence_penalty
         )
-    else:
-        model = DivideMixModel(
-            *nets,
-            num_classes=num_classes,
-            temperature=config.temperature,
-            mixup_alpha=config.mixup_alpha,
-            weight_decay=config.weight_decay,
-            confidence_penalty=config.use_confidence_penalty,
-            ssl_rows=config.ssl_rows,
-            prior_penalty=config.prior_penalty,
-            present_classes=present_classes,
-        )
-    model.compile(*(sgd() for _ in nets), jit_compile=config.jit_compile)
-    return model
-
-
-def make_codivide(config: TrainConfig, bank, labels, *, num_classes: int, num_nets: int = 2, true_labels=None,
-                  warm_up: int | None = None) -> CoDivide:
-    """The CoDivide callback of `config` over `bank` / `labels` (warm_up overrides config's)."""
-    return CoDivide(
-        bank,
-        labels,
-        warm_up=config.warm_up if warm_up is None else warm_up,
-        batch_size=config.batch_size,
+        sgd = optimizers.sgd(config.lr, config.momentum, config.momentum_buffer)
+        model.compile(precision.optimizer(sgd, config.mixed_precision), jit_compile=config.jit_compile)
+        return model
+    model = DivideMix(
+        tuple(nets),
+        num_classes=num_classes,
+        warm_up=config.warm_up,
         p_threshold=config.p_threshold,
-        loss_history=config.loss_history,
-        eval_batch_size=config.eval_batch_size,
-        true_labels=true_labels,
-        num_nets=num_nets,
-        seed=config.seed,
+        lambda_u=config.lambda_u,
+        rampup_epochs=config.rampup_epochs,
+        temperature=config.temperature,
+        mixup_alpha=config.mixup_alpha,
         division=config.division,
         class_floor=config.class_floor,
-        num_classes=num_classes,
-        num_batches=config.num_batches,
+        loss_history=config.loss_history,
+        augment=config.augment,
+        pad=config.pad,
+        confidence_penalty=config.use_confidence_penalty,
+        prior_penalty=config.prior_penalty,
+        ssl_rows=config.ssl_rows,
+        eval_batch_size=config.eval_batch_size,
+        seed=config.seed,
+        mean=mean,
+        std=std,
     )
+    model.compile(
+        optimizer=keras.optimizers.SGD(config.lr, momentum=config.momentum),  # one copy per net, PyTorch's buffer or Keras'
+        weight_decay=config.weight_decay,
+        jit_compile=config.jit_compile,
+        momentum_buffer=config.momentum_buffer,
+    )
+    return model
 
 
 def run(config: TrainConfig) -> dict:
@@ -274,16 +270,8 @@ def _run(config: TrainConfig, strategy, out: str, chief: bool, verbose: int) -> 
         data, filtered = cleanlab_filter(config, data, out, verbose=verbose)
         split = data.split
     keras.utils.set_random_seed(config.seed)
-    present = np.flatnonzero(np.bincount(data.labels, minlength=split.num_classes))
-    if len(present) < split.num_classes and chief:
-        absent = sorted(set(range(split.num_classes)) - set(present.tolist()))
-        log.warning(
-            "%d of %d classes have no training sample (labels %s%s): they keep their logits, but DivideMix's uniform-prior "
-            "penalty covers only the %d classes present", len(absent), split.num_classes, ", ".join(map(str, absent[:10])),
-            " ..." if len(absent) > 10 else "", len(present),
-        )
     with strategy.scope():
-        model = build_model(config, split.num_classes, split.image_shape, present_classes=present)
+        model = build_model(config, split.num_classes, split.image_shape, mean=split.mean, std=split.std)
     if verbose:
         workers = distribute.num_workers(strategy)
         what = {"dividemix": f"dividemix with 2 x {config.backbone}", "standard": f"standard CE with {config.backbone}",
@@ -305,7 +293,7 @@ def _run(config: TrainConfig, strategy, out: str, chief: bool, verbose: int) -> 
     val_data = None  # the validation set (the reference's Clothing1M clean val list) selects each net's weights
     if split.x_val is not None:
         val_data = pipeline.holdout_dataset(split.x_val, split.y_val, split.mean, split.std, config.eval_batch_size)
-    codivide = make_codivide(
+    codivide = codivide_lib.from_config(
         config, bank, data.labels, num_classes=split.num_classes, num_nets=len(model.nets), true_labels=data.true_labels
     )
     recorder = callbacks_lib.RunRecorder(
@@ -334,16 +322,12 @@ def _run(config: TrainConfig, strategy, out: str, chief: bool, verbose: int) -> 
             f"worker must see the same {config.workdir} to resume (a shared filesystem), or none may resume"
         )
     try:
-        trainer.train(
-            model,
-            codivide,
+        loop = dict(
             epochs=config.epochs,
             initial_epoch=initial_epoch,
             test_data=test_data,
             extra_test_data=extra_test_data,
             val_data=val_data,
-            lambda_u=config.lambda_u,
-            rampup_epochs=config.rampup_epochs,
             callbacks=[
                 callbacks_lib.StepDecay(config.lr, config.lr_drop_epoch),
                 *([callbacks_lib.FreezeBackbone(config.freeze_epochs)] if config.freeze_epochs else []),
@@ -351,9 +335,12 @@ def _run(config: TrainConfig, strategy, out: str, chief: bool, verbose: int) -> 
                 *([best] if best is not None else []),  # before the checkpoint, which keeps its files
                 checkpoint.EpochCheckpoint(out, codivide, recorder, keep=(best.DIR,) if best is not None else ()),
             ],
-            seed=config.seed,
             verbose=verbose,
         )
+        if config.method == "dividemix":  # the library's task model runs its own loop
+            model.fit_codivide(codivide, **loop)
+        else:
+            trainer.train(model, codivide, seed=config.seed, **loop)
     except TrainingDiverged:  # non-finite weights: keep the plots, and the last finite nets in the checkpoint
         if recorder.history:
             recorder.write_plots()

@@ -30,6 +30,7 @@ import tensorflow as tf
 
 from dmkeras import audit, checks, input_transform, precision, trainer, zoo
 from dmkeras import callbacks as callbacks_lib
+from dmkeras import codivide as codivide_lib
 from dmkeras import optimizers as optimizers_lib
 from dmkeras.config import TrainConfig
 from dmkeras.data import pipeline
@@ -121,6 +122,9 @@ class DivideMix(DivideMixModel):
         of each net (`acc_net1`, `acc_net2`), the Keras way.
       clean_probability_, label_issues(threshold=None), find_label_issues(x, y, **fit_kwargs):
         what the last co-divide says about each training label.
+      DivideMix.from_run(workdir): a `launch.train` run directory as this model (its nets,
+        normalisation and settings); fit_codivide(...): the epoch loop under `fit`, which the
+        command line (`dmkeras.experiment.run`) drives with its own pipelines.
       save("m.keras") / keras.saving.load_model("m.keras"): the whole model (architecture,
         both nets' weights, normalisation, optimizer state), no custom_objects needed (in a new
         process, `import dmkeras.task` or touch `dmkeras.DivideMix` first: it registers the
@@ -413,35 +417,22 @@ class DivideMix(DivideMixModel):
             self.pixel_mean.assign(np.asarray(self._mean, np.float32))
             self.pixel_std.assign(np.asarray(self._std, np.float32))
         self._ensure_compiled()
-        self._use_present_classes(labels)
 
         config = self._train_config(batch_size=batch_size, epochs=epochs)
-        from dmkeras import experiment  # the CLI's own CoDivide wiring
 
         bank = pipeline.make_bank(images, self._mean, self._std, AugmentConfig.parse(self.augment, self.pad))
         val_data = None
         if val is not None:
             val_data = pipeline.holdout_dataset(val[0], val[1], self._mean, self._std, self.eval_batch_size)
-        codivide = experiment.make_codivide(config, bank, labels, num_classes=self.num_classes)
+        codivide = codivide_lib.from_config(config, bank, labels, num_classes=self.num_classes)
         previous = self._codivide
         if previous is not None and np.array_equal(previous.labels, codivide.labels):
             codivide.histories = previous.histories  # continue the loss averaging of the same samples
             codivide.divisions = previous.divisions
         wrapped = _KerasCallbacks(list(callbacks or ()), self, epochs=epochs, verbose=verbose)
         extra = [wrapped] + ([_EpochPrinter(epochs)] if verbose else [])
-        self._codivide = codivide
-        records = trainer.train(
-            self,
-            codivide,
-            epochs=epochs,
-            initial_epoch=initial_epoch,
-            test_data=None,
-            val_data=val_data,
-            lambda_u=self.lambda_u,
-            rampup_epochs=self.rampup_epochs,
-            callbacks=extra,
-            seed=self.seed,
-            verbose=verbose,
+        records = self.fit_codivide(
+            codivide, epochs=epochs, initial_epoch=initial_epoch, val_data=val_data, callbacks=extra, verbose=verbose
         )
         history = keras.callbacks.History()
         history.set_model(self)
@@ -453,6 +444,35 @@ class DivideMix(DivideMixModel):
         history.history = {k: [logs.get(k, math.nan) for logs in records] for k in keys}
         self.history = history
         return history
+
+    def fit_codivide(self, codivide, *, epochs, initial_epoch=0, test_data=None, extra_test_data=None, val_data=None,
+                     callbacks=(), verbose=1) -> list[dict]:
+        """The epoch loop under `fit`, for callers that build their own pipelines (the command line:
+        streamed images, --num_batches, a test set every epoch, checkpoints).
+
+        `codivide`: a `dmkeras.codivide.CoDivide` over this model's training bank and labels (its
+        divisions become `clean_probability_`); `test_data` / `extra_test_data` / `val_data`:
+        batched datasets of NORMALISED images and labels (`dmkeras.data.pipeline.holdout_dataset`),
+        evaluated every epoch; `callbacks`: the trainer's (given the trainer's logs, strings
+        included). Lambda_u, its ramp-up and the seed are this model's. Returns the list of epoch logs.
+        """
+        self._ensure_compiled()
+        self._use_present_classes(np.asarray(codivide.labels))
+        self._codivide = codivide
+        return trainer.train(
+            self,
+            codivide,
+            epochs=epochs,
+            initial_epoch=initial_epoch,
+            test_data=test_data,
+            extra_test_data=extra_test_data,
+            val_data=val_data,
+            lambda_u=self.lambda_u,
+            rampup_epochs=self.rampup_epochs,
+            callbacks=list(callbacks),
+            seed=self.seed,
+            verbose=verbose,
+        )
 
     def _use_present_classes(self, labels):
         """The prior penalty covers the classes that have training samples; a warning names the others."""
@@ -470,7 +490,7 @@ class DivideMix(DivideMixModel):
             self.reset_step_functions()  # the traced steps hold the old prior as a constant
 
     def _train_config(self, *, batch_size=64, epochs=1) -> TrainConfig:
-        """This model's settings as the command line's TrainConfig (what make_codivide reads)."""
+        """This model's settings as the command line's TrainConfig (what codivide.from_config reads)."""
         return _config(
             batch_size=batch_size, epochs=max(epochs, self.warm_up, 1), warm_up=self.warm_up, p_threshold=self.p_threshold,
             lambda_u=self.lambda_u, rampup_epochs=self.rampup_epochs, temperature=self.temperature,
@@ -600,6 +620,40 @@ class DivideMix(DivideMixModel):
     def _same_training_images(self, images):
         bank = self._codivide.bank
         return isinstance(bank, pipeline.ImageBank) and bank.images.shape == images.shape and np.array_equal(bank.images, images)
+
+    # -- run directories ------------------------------------------------------------------------------
+
+    @classmethod
+    def from_run(cls, workdir):
+        """The DivideMix model of a `launch.train` run directory (`--method=dividemix`): its two nets
+        as they ended (net1.keras, net2.keras), its normalisation (dataset.json) and its DivideMix
+        settings (config.json). Then `predict`, `evaluate`, `export`, `find_label_issues` or a
+        further `fit` (after `compile`) work as on a model trained in Python."""
+        from dmkeras.rundir import RunDir  # a run directory's reader; nothing of the task is in it
+
+        run = RunDir(workdir)
+        config, dataset = run.config(), run.dataset()
+        method = config.get("method", "dividemix")
+        if method != "dividemix":
+            raise DmkerasError(f"{workdir} is a --method={method} run (one net), not a DivideMix run")
+        nets = []
+        for k in range(2):
+            path = run.net_path(k)
+            try:
+                nets.append(keras.saving.load_model(path, compile=False))
+            except Exception as error:  # a missing, corrupt or foreign file: keras raises many kinds
+                first = next((line for line in str(error).splitlines() if line.strip()), type(error).__name__)
+                raise DmkerasError(f"cannot load {path}: {first[:300]}") from error
+        known = {f: config[f] for f in TrainConfig.__dataclass_fields__ if f in config}
+        settings = TrainConfig(**known)  # a config.json from before a setting existed ran with its default
+        return cls(
+            tuple(nets), num_classes=int(dataset["num_classes"]), warm_up=settings.warm_up, p_threshold=settings.p_threshold,
+            lambda_u=settings.lambda_u, rampup_epochs=settings.rampup_epochs, temperature=settings.temperature,
+            mixup_alpha=settings.mixup_alpha, division=settings.division, class_floor=settings.class_floor,
+            loss_history=settings.loss_history, augment=settings.augment, pad=settings.pad,
+            confidence_penalty=settings.use_confidence_penalty, prior_penalty=settings.prior_penalty, ssl_rows=settings.ssl_rows,
+            eval_batch_size=settings.eval_batch_size, seed=settings.seed, mean=dataset["mean"], std=dataset["std"],
+        )
 
     # -- serialisation --------------------------------------------------------------------------------
 

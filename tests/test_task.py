@@ -8,8 +8,10 @@ One DivideMix fit on the scikit-learn digits (all 1,500 training images, 40 % sy
 
 import csv
 import inspect
+import json
 import math
 import os
+import shutil
 import subprocess
 import sys
 
@@ -155,6 +157,34 @@ def test_fit_gives_the_same_numbers_as_the_command_line(fitted, cli_run, digits)
         saved = keras.saving.load_model(os.path.join(workdir, f"net{k + 1}.keras"))
         for a, b in zip(saved.get_weights(), net.get_weights()):
             np.testing.assert_allclose(a, b, rtol=0, atol=1e-6)
+
+
+def test_a_command_line_run_reloads_as_the_task_model(cli_run, digits):
+    """launch.train trains a dmkeras.DivideMix; from_run gives it back with the run's settings, and
+    its predictions are the softmax of its two saved nets' ensemble on the run's normalisation."""
+    workdir, _, _ = cli_run
+    model = dmkeras.DivideMix.from_run(workdir)
+    assert (model.warm_up, model.lambda_u, model.augment, model.pad) == (WARM_UP, 25.0, "crop", 1)
+    data, _ = digits
+    images = data.x_test[:7]
+    with open(os.path.join(workdir, "dataset.json")) as f:
+        stats = json.load(f)
+    x = normalize(images, stats["mean"], stats["std"])
+    nets = [keras.saving.load_model(os.path.join(workdir, f"net{k}.keras")) for k in (1, 2)]
+    expected = tf.nn.softmax(nets[0](x) + nets[1](x)).numpy()
+    np.testing.assert_allclose(model.predict(images, verbose=0), expected, rtol=1e-5, atol=1e-6)
+
+
+def test_from_run_names_what_it_cannot_use(tmp_path, cli_run):
+    with pytest.raises(DmkerasError, match="not a dmkeras run directory|no config.json"):
+        dmkeras.DivideMix.from_run(str(tmp_path))
+    workdir, _, _ = cli_run
+    copy = tmp_path / "standard"
+    shutil.copytree(workdir, copy)
+    config = json.loads((copy / "config.json").read_text())
+    (copy / "config.json").write_text(json.dumps({**config, "method": "standard"}))
+    with pytest.raises(DmkerasError, match="--method=standard run"):
+        dmkeras.DivideMix.from_run(str(copy))
 
 
 def test_batch_hooks_are_called_for_every_step_and_callbacks_get_keras_logs(fitted):

@@ -35,6 +35,7 @@ import keras
 import numpy as np
 import tensorflow as tf
 
+from dmkeras import codivide as codivide_lib
 from dmkeras import division as division_lib
 from dmkeras import experiment, gmm, trainer
 from dmkeras.config import TrainConfig, _field
@@ -432,7 +433,7 @@ def _measure_codivide(config: BenchConfig, tc: TrainConfig, model, bank, labels,
     """`CoDivide.on_epoch_begin` of the first epoch after warm-up, timed (after one untimed call
     that traces predict and compiles the GMM), with its parts: scoring (`sample_losses`, both
     nets), GMM + division (the rest of `divide`) and the next epoch's pipelines (the rest)."""
-    codivide = experiment.make_codivide(tc, bank, labels, num_classes=config.num_classes, warm_up=1)
+    codivide = codivide_lib.from_config(tc, bank, labels, num_classes=config.num_classes, warm_up=1)
     codivide.set_model(model)
     parts = {}
 
@@ -623,7 +624,7 @@ def _measure_tracing(config: BenchConfig, tc: TrainConfig) -> dict:
     bank = _bank(config, tc, images)
     half = (0.5,) * config.channels
     test_data = pipeline.holdout_dataset(test_images, test_labels, half, half, eval_batch)
-    codivide = experiment.make_codivide(tc, bank, labels, num_classes=config.num_classes)
+    codivide = codivide_lib.from_config(tc, bank, labels, num_classes=config.num_classes)
     probe = TraceProbe(codivide)
     trainer.train(
         model, codivide, epochs=tc.epochs, test_data=test_data, lambda_u=tc.lambda_u, rampup_epochs=tc.rampup_epochs,
