@@ -135,7 +135,13 @@ class CoDivide(keras.callbacks.Callback):
             return
         started = time.time()
         self.divided_samples = [self._sample(epoch, k, self.num_batches * self.batch_size) for k in range(self.num_nets)]
-        self.divisions = [self.divide(k, self.divided_samples[k]) for k in range(self.num_nets)]
+        if self.division_args["strategy"] == "unicon":
+            # UNICON: one selection from both nets' predictions, shared by both nets (on net 1's
+            # sample when num_batches draws one)
+            self.divided_samples = [self.divided_samples[0]] * self.num_nets
+            self.divisions = [self.divide_unicon(self.divided_samples[0])] * self.num_nets
+        else:
+            self.divisions = [self.divide(k, self.divided_samples[k]) for k in range(self.num_nets)]
         self.passes = [
             self._ssl_pass(epoch, k, self.divisions[1 - k], self.divided_samples[1 - k]) for k in range(self.num_nets)
         ]
@@ -160,6 +166,24 @@ class CoDivide(keras.callbacks.Callback):
         raw = self.sample_losses(k) if samples is None else self.sample_losses(k, samples)
         losses = division_lib.min_max_normalize(raw)
         result = division_lib.divide(self.histories[k].add(losses), self.p_threshold, labels=labels, **self.division_args)
+        self._log_division(k, result, labels, samples)
+        return result
+
+    def divide_unicon(self, samples=None) -> division_lib.Division:
+        """UNICON's uniform selection of `samples` (default: all) from both nets' softmax outputs
+        (eval mode, test-time transform, as their eval_train loader); logged under both nets."""
+        labels = self.labels if samples is None else self.labels[samples]
+        probs = []
+        for k in range(self.num_nets):
+            logits = self.model.predict_logits(k, self.bank.eval_dataset(self.eval_batch_size, samples)).astype(np.float64)
+            shifted = np.exp(logits - logits.max(axis=1, keepdims=True))
+            probs.append(shifted / shifted.sum(axis=1, keepdims=True))
+        result = division_lib.unicon_divide(*probs, labels, num_classes=self.num_classes)
+        for k in range(self.num_nets):
+            self._log_division(k, result, labels, samples)
+        return result
+
+    def _log_division(self, k, result, labels, samples):
         name = f"net{k + 1}"
         self.epoch_logs[f"{name}_labeled"] = int(result.labeled.sum())
         # the class the division serves worst (by given label): a class emptied of labeled samples
@@ -172,7 +196,6 @@ class CoDivide(keras.callbacks.Callback):
             is_clean = self.is_clean if samples is None else self.is_clean[samples]
             for key, value in division_lib.division_quality(result, is_clean).items():
                 self.epoch_logs[f"{name}_{key}"] = value
-        return result
 
     def _warn_emptied_classes(self, k, labeled, labels):
         """Say once per class when a division labels none of a class's samples."""

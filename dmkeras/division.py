@@ -13,6 +13,12 @@ Division strategies (`DIVISIONS`), shared by training (`divide`) and the audit's
   fit); every class keeps at least one sample (more with `class_floor`).
 * ``class_floor`` -- the reference's probabilities, but every class keeps at least
   ``ceil(class_floor * n_c)`` samples (its highest clean probabilities).
+* ``unicon`` -- UNICON's uniform selection (Karim et al., CVPR 2022): not from one net's losses
+  but from the Jensen-Shannon divergence between the two nets' mean prediction and the given
+  label (`jensen_shannon_divergence`, `selection_ratio`, `uniform_selection`, `unicon_divide`);
+  the same number of samples of every given-label class is labeled, and both nets train on the
+  same selection. The loss-based functions (`clean_probability`, `select`, `divide`, hence the
+  audit and `find_label_issues`) take the `LOSS_DIVISIONS` only.
 """
 
 import collections
@@ -24,8 +30,14 @@ import numpy as np
 from dmkeras import checks, gmm
 from dmkeras.errors import DmkerasError
 
-DIVISIONS = ("gmm", "per_class_gmm", "class_floor")
+DIVISIONS = ("gmm", "per_class_gmm", "class_floor", "unicon")
 """The accepted division strategies (see the module docstring)."""
+
+LOSS_DIVISIONS = DIVISIONS[:3]
+"""The strategies that divide from one net's per-sample losses (all but unicon)."""
+
+UNICON_TAU = 5.0  # UNICON's --tau, the filtering coefficient of `selection_ratio`
+UNICON_D_U = 0.7  # UNICON's --d_u: above this mean JSD the threshold moves towards the minimum
 
 _CLASS_AWARE = ("per_class_gmm", "class_floor")
 
@@ -78,6 +90,7 @@ class Division:
     labeled: np.ndarray  # bool mask: clean_prob > p_threshold (plus class floors, see `select`)
     fit: gmm.GMMFit | None  # the global fit (gmm, class_floor); None for per_class_gmm
     class_fits: dict | None = None  # per_class_gmm: given-label class -> GMMFit of that class
+    score: np.ndarray | None = None  # what ranks the samples for the AUC when not clean_prob (unicon: -JSD)
 
     @property
     def labeled_indices(self) -> np.ndarray:
@@ -89,8 +102,14 @@ class Division:
 
 
 def _check_strategy(strategy) -> str:
-    if not isinstance(strategy, str) or strategy not in DIVISIONS:
-        raise DmkerasError(f"unknown division strategy {strategy!r}; expected one of: {', '.join(DIVISIONS)}")
+    """A loss-based strategy; unicon is named apart, since it needs both nets' predictions."""
+    if strategy == "unicon":
+        raise DmkerasError(
+            "division strategy 'unicon' selects from both nets' predictions, not from losses: use "
+            f"dmkeras.division.unicon_divide (loss-based strategies: {', '.join(LOSS_DIVISIONS)})"
+        )
+    if not isinstance(strategy, str) or strategy not in LOSS_DIVISIONS:
+        raise DmkerasError(f"unknown division strategy {strategy!r}; expected one of: {', '.join(LOSS_DIVISIONS)}")
     return strategy
 
 
@@ -241,6 +260,104 @@ def divide(
     )
 
 
+# -- UNICON's uniform selection ---------------------------------------------------------------------
+# Karim et al., "UniCon: Combating Label Noise Through Uniform Selection and Contrastive Learning"
+# (CVPR 2022), section 3.1 ("uniform selection"), as their Train_cifar.py and dataloader_cifar.py
+# compute it (the equation numbers of the paper were not checked here: the code is what produced
+# the published numbers, so it is followed, and every step names what it follows).
+
+_JSD_EPS = 1e-10  # their kl_divergence adds 1e-10 to both sides of the ratio
+
+
+def jensen_shannon_divergence(p, q) -> np.ndarray:
+    """Row-wise JSD(p, q) = KL(p || m) / 2 + KL(q || m) / 2 with m = (p + q) / 2, natural log.
+
+    UNICON's `Jensen_Shannon` (Train_cifar.py): KL(p || m) = sum p log((p + 1e-10) / (m + 1e-10)),
+    in nats, so the divergence lies in [0, ln 2] (scipy's `jensenshannon(p, q) ** 2` with its
+    default base e is the same quantity). Terms with p = 0 contribute 0.
+    """
+    p, q = np.asarray(p, np.float64), np.asarray(q, np.float64)
+    m = (p + q) / 2.0
+
+    def kl(a):
+        return np.sum(a * np.log((a + _JSD_EPS) / (m + _JSD_EPS)), axis=-1)
+
+    return 0.5 * kl(p) + 0.5 * kl(q)
+
+
+def label_divergence(probs1, probs2, labels, num_classes=None) -> np.ndarray:
+    """UNICON's per-sample criterion (`Calculate_JSD`): the JSD between the two nets' mean
+    prediction (probs1 + probs2) / 2 and the one-hot given label. Low = the nets agree with the
+    label; a sample the nets put wholly on another class gets ln 2."""
+    probs1, probs2 = np.asarray(probs1, np.float64), np.asarray(probs2, np.float64)
+    if probs1.ndim != 2 or probs1.shape != probs2.shape:
+        raise DmkerasError(f"the two nets' predictions must be (N, C) arrays of one shape, got {probs1.shape} and {probs2.shape}")
+    classes = probs1.shape[1] if num_classes is None else checks.check_num_classes(num_classes)
+    labels = checks.check_class_labels(labels, classes, count=len(probs1), count_what=f"there are {len(probs1)} predictions")
+    return jensen_shannon_divergence((probs1 + probs2) / 2.0, np.eye(probs1.shape[1])[labels])
+
+
+def selection_ratio(jsd, tau=UNICON_TAU, d_u=UNICON_D_U) -> float:
+    """The fraction of samples to label (their SR, Train_cifar.py's main loop): the threshold is
+    the mean JSD; when that mean exceeds d_u it moves towards the minimum,
+    threshold - (threshold - min) / tau; SR = the fraction of samples strictly below it.
+
+    With their JSD in nats (at most ln 2 = 0.693) and d_u = 0.7, the move never happens: the
+    threshold is the mean. It is kept for other d_u.
+    """
+    jsd = np.asarray(jsd, np.float64)
+    if jsd.size == 0:
+        return 0.0
+    threshold = jsd.mean()
+    if threshold > d_u:
+        threshold = threshold - (threshold - jsd.min()) / tau
+    return float(np.mean(jsd < threshold))
+
+
+def uniform_selection(jsd, labels, ratio, num_classes=None) -> np.ndarray:
+    """A bool mask: the same number of samples of every given-label class, the lowest JSD first.
+
+    As their dataloader's "labeled" mode: class_len = int(ratio * N / C) per class, its samples
+    sorted by JSD ascending; a class with fewer samples gives all of them. Ties are broken by
+    the lower index (a stable sort; theirs, numpy's default quicksort, is not specified).
+    C is num_classes (default: the largest label + 1), as their num_class.
+    """
+    jsd = np.asarray(jsd, np.float64)
+    labels = np.asarray(labels, np.int64)
+    classes = int(num_classes or (labels.max() + 1 if len(labels) else 1))
+    per_class = int(ratio * len(jsd) / classes)
+    index = np.arange(len(jsd))
+    order = np.lexsort((index, jsd, labels))  # by class, then JSD, then index
+    sizes = np.bincount(labels, minlength=classes)
+    starts = np.concatenate([[0], np.cumsum(sizes)[:-1]])
+    rank = np.empty(len(jsd), np.int64)
+    rank[order] = index - starts[labels[order]]
+    return rank < per_class
+
+
+def unicon_clean_weight(jsd) -> np.ndarray:
+    """The w of label co-refinement for the selected samples: 1 - JSD, with JSD below 0.5 taken
+    as 0 (their `probability[probability < 0.5] = 0; 1 - probability`)."""
+    jsd = np.asarray(jsd, np.float64)
+    return 1.0 - np.where(jsd < 0.5, 0.0, jsd)
+
+
+def unicon_divide(probs1, probs2, labels, *, num_classes=None, tau=UNICON_TAU, d_u=UNICON_D_U) -> Division:
+    """UNICON's division from both nets' softmax outputs on the training set (eval mode, test-time
+    transform): `label_divergence`, `selection_ratio`, `uniform_selection`, `unicon_clean_weight`.
+
+    `Division.losses` holds the JSD, `clean_prob` the co-refinement weight (1.0 for every sample
+    with JSD < 0.5; unlabeled samples get theirs too, unused), `score` -JSD, `fit` None. Both nets train on
+    this one division (their main loop gives each net the selection of the same two nets).
+    """
+    jsd = label_divergence(probs1, probs2, labels, num_classes)
+    ratio = selection_ratio(jsd, tau, d_u)
+    classes = num_classes or np.asarray(probs1).shape[1]
+    labeled = uniform_selection(jsd, labels, ratio, classes)
+    # the weight ties at 1 below JSD 0.5, so the AUC ranks by the JSD itself
+    return Division(losses=jsd, clean_prob=unicon_clean_weight(jsd), labeled=labeled, fit=None, score=-jsd)
+
+
 def min_class_labeled_fraction(labeled: np.ndarray, labels: np.ndarray, num_classes: int | None = None) -> float:
     """The smallest fraction of a given-label class that is labeled (over the classes that have
     samples): 0 when a whole class dropped out of the labeled set."""
@@ -283,7 +400,7 @@ def division_quality(division: Division, is_clean: np.ndarray) -> dict:
     labeled = division.labeled
     n_labeled = int(labeled.sum())
     return {
-        "auc": roc_auc(division.clean_prob, is_clean),
+        "auc": roc_auc(division.clean_prob if division.score is None else division.score, is_clean),
         "precision": float((labeled & is_clean).sum() / n_labeled) if n_labeled else float("nan"),
         "recall": float((labeled & is_clean).sum() / is_clean.sum()) if is_clean.any() else float("nan"),
     }

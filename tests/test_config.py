@@ -23,7 +23,7 @@ def test_mixed_precision_modes_agree_with_the_precision_module():
     [
         ({"noise_rate": -0.1}, "--noise_rate must be in [0, 1], got -0.1"),
         ({"warm_up": 20, "epochs": 10}, "--warm_up must be in [0, epochs=10], got 20"),
-        ({"division": "kmeans"}, "--division must be one of gmm, per_class_gmm, class_floor, got 'kmeans'"),
+        ({"division": "kmeans"}, "--division must be one of gmm, per_class_gmm, class_floor, unicon, got 'kmeans'"),
         ({"class_floor": 2.0}, "--class_floor must be in [0, 1], got 2.0"),
         ({"batch_size": 0}, "--batch_size must be >= 1, got 0"),
         ({"backbone_args": "alpha"}, "--backbone_args: expected key=value, got 'alpha'"),

@@ -70,7 +70,7 @@ def sklearn_clean_prob(x):
 # ------------------------------------------------------------------------------- the scores
 
 
-@pytest.mark.parametrize("strategy", division.DIVISIONS)
+@pytest.mark.parametrize("strategy", division.LOSS_DIVISIONS)
 def test_scores_are_the_divisions_clean_prob(strategy):
     labels, probs, _ = noisy_case()
     expected = division.divide(normalized_losses(labels, probs), 0.5, strategy=strategy, labels=labels, num_classes=K)
@@ -121,7 +121,7 @@ def test_rows_within_the_sum_tolerance_and_list_inputs_are_accepted():
 # -------------------------------------------------------------------------------- the mask
 
 
-@pytest.mark.parametrize("strategy", division.DIVISIONS)
+@pytest.mark.parametrize("strategy", division.LOSS_DIVISIONS)
 def test_mask_flags_exactly_the_flipped_labels(strategy):
     # Flipped labels get p <= 0.15 (loss >= 1.9), clean ones p >= 0.85 (loss <= 0.16): two modes
     # far apart, so every flipped sample has clean probability ~0 and every clean one ~1.

@@ -381,7 +381,7 @@ def test_help_documents_every_argument():
         (dict(warm_up=-1), "warm_up must be >= 0, got -1"),
         (dict(warm_up=2.5), "warm_up must be an int"),
         (dict(temperature=0), "temperature must be > 0"),
-        (dict(division="median"), "division must be one of gmm, per_class_gmm, class_floor"),
+        (dict(division="median"), "division must be one of gmm, per_class_gmm, class_floor, unicon"),
         (dict(class_floor=2), r"class_floor must be in \[0, 1\]"),
         (dict(loss_history=0), "loss_history must be >= 1"),
         (dict(ssl_rows="some"), "ssl_rows must be one of all, labeled"),
