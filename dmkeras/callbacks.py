@@ -96,6 +96,13 @@ class RunRecorder(keras.callbacks.Callback):
                 if isinstance(value, (int, float)) and key != "epoch":
                     tf.summary.scalar(key, value)
         self._writer.flush()
+        self.write_summary()
+        if self.verbose:
+            print(epoch_line(logs, self.epochs), flush=True)
+
+    def write_summary(self):
+        """summary.json of the epochs logged so far (also after an interruption, so that it counts
+        every row of metrics.csv even when the signal lands between the two)."""
         self.summary = metrics.summarize(
             self.history,
             num_samples=self.num_samples,
@@ -105,8 +112,6 @@ class RunRecorder(keras.callbacks.Callback):
         )
         self.summary.update(self.extra_summary)
         self.run_dir.write_json(RunDir.SUMMARY, self.summary)
-        if self.verbose:
-            print(epoch_line(logs, self.epochs), flush=True)
 
     def on_train_end(self, logs=None):
         self._csv_file.close()

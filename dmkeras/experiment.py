@@ -345,8 +345,9 @@ def _run(config: TrainConfig, strategy, out: str, chief: bool, verbose: int) -> 
         if recorder.history:
             recorder.write_plots()
         raise
-    except BaseException:  # Ctrl-C or a failure: keep the plots of the epochs that finished
+    except BaseException:  # Ctrl-C or a failure: keep the summary and plots of the epochs that finished
         if recorder.history:
+            recorder.write_summary()
             recorder.write_plots()
         save_weights(model, out)  # and the weights
         raise

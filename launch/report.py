@@ -29,7 +29,17 @@ VAL_SELECTED = "test acc val-selected"  # after "test acc last 10", when some ru
 VAL_FINAL = "val acc final"  # after "test acc last 10", when some run has a validation set
 EPOCH_TIME, PEAK_RSS = "time / epoch", "peak RSS"  # around "wall time", when some run has them
 NOT_CONFIG = ("workdir", "verbose", "noise_file", "data_dir")  # where a run was kept, not what it ran
-_RUN_SUFFIX = re.compile(r"(_(seed|s|split|split_seed)\d+)+$")
+_SUFFIX_TAGS = {"seed": ("seed", "s"), "split_seed": ("split", "split_seed")}  # a grouped field's run-name suffixes
+
+
+def _strip_suffixes(name: str, over) -> str:
+    """The run name without the trailing _seedN / _splitN parts of the fields the row averages over
+    (a row over seeds keeps its _splitN, so the splits' rows stay apart)."""
+    tags = [t for field in over for t in _SUFFIX_TAGS.get(field, ())]
+    if not tags:
+        return name
+    pattern = re.compile(r"_(" + "|".join(tags) + r")\d+")
+    return re.sub(r"((_[a-z_]+\d+))+$", lambda m: pattern.sub("", m.group(0)), name)
 
 
 def _read(workdir: str) -> tuple[dict, dict]:
@@ -66,14 +76,14 @@ def group_runs(workdirs, over=("seed",)) -> list[list[str]]:
     return list(groups.values())
 
 
-def row(workdirs, val_selected: bool = False, cost: bool = False, val_final: bool = False) -> list[str]:
+def row(workdirs, val_selected: bool = False, cost: bool = False, val_final: bool = False, over=("seed",)) -> list[str]:
     """The table row of one run, or of several runs of one setting (a list of directories)."""
     workdirs = [workdirs] if isinstance(workdirs, str) else list(workdirs)
     runs = [_read(w) for w in workdirs]
     config, summaries = runs[0][0], [s for _, s in runs]
     name = os.path.basename(os.path.normpath(workdirs[0]))
     if len(workdirs) > 1:
-        name = f"{_RUN_SUFFIX.sub('', name)} ({len(workdirs)} runs)"
+        name = f"{_strip_suffixes(name, over)} ({len(workdirs)} runs)"
     noise = "none" if config["noise_mode"] == "none" else f"{config['noise_mode']} {config['noise_rate']:g}"
     epochs = sorted({f"{s['epochs']}/{s['epochs_planned']}" for s in summaries})
     cells = [
@@ -110,7 +120,7 @@ def table(workdirs, over=("seed",)) -> str:
         columns.append(PEAK_RSS)
     groups = group_runs(workdirs, over) if over else [[w] for w in workdirs]
     lines = ["| " + " | ".join(columns) + " |", "|" + "---|" * len(columns)]
-    lines += ["| " + " | ".join(row(g, val_selected, cost, val_final)) + " |" for g in groups]
+    lines += ["| " + " | ".join(row(g, val_selected, cost, val_final, over)) + " |" for g in groups]
     return "\n".join(lines)
 
 

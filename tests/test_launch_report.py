@@ -96,3 +96,12 @@ def test_val_acc_final_is_a_column_when_a_run_has_a_validation_set(tmp_path):
     lines = report.table(runs).splitlines()
     assert "| test acc last 10 | val acc final | division AUC |" in lines[0]
     assert "| 88.00% | 81.23% | 0.9000 |" in lines[2] and "| 88.00% | - | 0.9000 |" in lines[3]
+
+
+def test_a_row_over_seeds_keeps_its_split_in_the_name():
+    from launch.report import _strip_suffixes
+
+    assert _strip_suffixes("dividemix_sym80_split1_seed2", ("seed",)) == "dividemix_sym80_split1"
+    assert _strip_suffixes("dividemix_sym80_split1_seed2", ("seed", "split_seed")) == "dividemix_sym80"
+    assert _strip_suffixes("fmnist_sym50_seed0", ("seed",)) == "fmnist_sym50"
+    assert _strip_suffixes("digits_sym80", ()) == "digits_sym80"
