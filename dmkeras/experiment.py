@@ -160,7 +160,7 @@ def build_model(config: TrainConfig, num_classes: int, input_shape, mean=None, s
 
     from dmkeras import optimizers, precision
     from dmkeras.model import StandardModel
-    from dmkeras.task import DivideMix
+    from dmkeras.task import DivideMix, settings_from_config
 
     kwargs = parse_backbone_args(config.backbone_args)
     weights = config.weights or None
@@ -180,28 +180,7 @@ def build_model(config: TrainConfig, num_classes: int, input_shape, mean=None, s
         sgd = optimizers.sgd(config.lr, config.momentum, config.momentum_buffer)
         model.compile(precision.optimizer(sgd, config.mixed_precision), jit_compile=config.jit_compile)
         return model
-    model = DivideMix(
-        tuple(nets),
-        num_classes=num_classes,
-        warm_up=config.warm_up,
-        p_threshold=config.p_threshold,
-        lambda_u=config.lambda_u,
-        rampup_epochs=config.rampup_epochs,
-        temperature=config.temperature,
-        mixup_alpha=config.mixup_alpha,
-        division=config.division,
-        class_floor=config.class_floor,
-        loss_history=config.loss_history,
-        augment=config.augment,
-        pad=config.pad,
-        confidence_penalty=config.use_confidence_penalty,
-        prior_penalty=config.prior_penalty,
-        ssl_rows=config.ssl_rows,
-        eval_batch_size=config.eval_batch_size,
-        seed=config.seed,
-        mean=mean,
-        std=std,
-    )
+    model = DivideMix(tuple(nets), num_classes=num_classes, mean=mean, std=std, **settings_from_config(config))
     model.compile(
         optimizer=keras.optimizers.SGD(config.lr, momentum=config.momentum),  # one copy per net, PyTorch's buffer or Keras'
         weight_decay=config.weight_decay,

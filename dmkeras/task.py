@@ -645,14 +645,10 @@ class DivideMix(DivideMixModel):
                 first = next((line for line in str(error).splitlines() if line.strip()), type(error).__name__)
                 raise DmkerasError(f"cannot load {path}: {first[:300]}") from error
         known = {f: config[f] for f in TrainConfig.__dataclass_fields__ if f in config}
-        settings = TrainConfig(**known)  # a config.json from before a setting existed ran with its default
+        # a config.json from before a setting existed ran with its default
         return cls(
-            tuple(nets), num_classes=int(dataset["num_classes"]), warm_up=settings.warm_up, p_threshold=settings.p_threshold,
-            lambda_u=settings.lambda_u, rampup_epochs=settings.rampup_epochs, temperature=settings.temperature,
-            mixup_alpha=settings.mixup_alpha, division=settings.division, class_floor=settings.class_floor,
-            loss_history=settings.loss_history, augment=settings.augment, pad=settings.pad,
-            confidence_penalty=settings.use_confidence_penalty, prior_penalty=settings.prior_penalty, ssl_rows=settings.ssl_rows,
-            eval_batch_size=settings.eval_batch_size, seed=settings.seed, mean=dataset["mean"], std=dataset["std"],
+            tuple(nets), num_classes=int(dataset["num_classes"]), mean=dataset["mean"], std=dataset["std"],
+            **settings_from_config(TrainConfig(**known)),
         )
 
     # -- serialisation --------------------------------------------------------------------------------
@@ -723,6 +719,17 @@ class DivideMix(DivideMixModel):
                 for net in config["backbone"]
             )
         return cls(**config)
+
+
+def settings_from_config(config: TrainConfig) -> dict:
+    """DivideMix's constructor settings of a command-line TrainConfig (launch.train and from_run)."""
+    return dict(
+        warm_up=config.warm_up, p_threshold=config.p_threshold, lambda_u=config.lambda_u, rampup_epochs=config.rampup_epochs,
+        temperature=config.temperature, mixup_alpha=config.mixup_alpha, division=config.division, class_floor=config.class_floor,
+        loss_history=config.loss_history, augment=config.augment, pad=config.pad,
+        confidence_penalty=config.use_confidence_penalty, prior_penalty=config.prior_penalty, ssl_rows=config.ssl_rows,
+        eval_batch_size=config.eval_batch_size, seed=config.seed,
+    )
 
 
 # -- optimizers -----------------------------------------------------------------------------------------
