@@ -22,6 +22,7 @@ import keras
 import numpy as np
 
 from dmkeras import division as division_lib
+from dmkeras.data import augment as augment_lib
 from dmkeras.data import pipeline
 from dmkeras.distribute import distribute
 from dmkeras.model import SEMI_SUPERVISED, WARMUP
@@ -56,6 +57,7 @@ class CoDivide(keras.callbacks.Callback):
       num_nets: 2 for DivideMix; 1 for the standard baseline, which only ever warms up.
       warm_up, batch_size, p_threshold, loss_history, eval_batch_size, division, class_floor,
         num_batches: as in `TrainConfig` (division: the strategy of `dmkeras.division.divide`).
+      augdesc: AugDesc's variant (`augment.AUGDESC`): which passes get strong views (off: none).
 
     With num_batches > 0 (the reference's Clothing1M loader), every epoch draws fresh
     class-balanced samples of the training set: a warm-up pass covers num_batches x 2 x
@@ -80,8 +82,11 @@ class CoDivide(keras.callbacks.Callback):
         class_floor: float = 0.0,
         num_classes: int | None = None,
         num_batches: int = 0,
+        augdesc: str = "off",
     ):
         super().__init__()
+        # (strong policy of the semi-supervised views, of the warm-up views); None = weak only
+        self.ssl_strong, self.warmup_strong = augment_lib.augdesc_plan(augdesc)
         self.bank = bank
         self.labels = np.asarray(labels, np.int64)
         self.is_clean = None if true_labels is None else np.asarray(true_labels) == self.labels
@@ -223,7 +228,9 @@ class CoDivide(keras.callbacks.Callback):
         seed = int(rng.integers(2**62))
 
         def dataset(replicas):  # each worker builds the elements of its own replicas only
-            return pipeline.warmup_dataset(self.bank, self.labels, plan, self._replicas(), seed=seed, replicas=replicas)
+            return pipeline.warmup_dataset(
+                self.bank, self.labels, plan, self._replicas(), seed=seed, replicas=replicas, strong=self.warmup_strong
+            )
 
         return EpochPass(net=k, phase=WARMUP, dataset=distribute(self.model.distribute_strategy, dataset), num_steps=len(plan))
 
@@ -258,7 +265,7 @@ class CoDivide(keras.callbacks.Callback):
 
         def dataset(replicas):  # each worker builds the elements of its own replicas only
             return pipeline.ssl_dataset(
-                self.bank, self.labels, clean_prob, plan, self._replicas(), seed=seed, replicas=replicas
+                self.bank, self.labels, clean_prob, plan, self._replicas(), seed=seed, replicas=replicas, strong=self.ssl_strong
             )
 
         return EpochPass(
@@ -290,4 +297,5 @@ def from_config(config, bank, labels, *, num_classes: int, num_nets: int = 2, tr
         class_floor=config.class_floor,
         num_classes=num_classes,
         num_batches=config.num_batches,
+        augdesc=config.augdesc,
     )

@@ -17,6 +17,7 @@ DIVISIONS = ("gmm", "per_class_gmm", "class_floor", "unicon")  # as dmkeras.divi
 MIXED_PRECISION = ("off", "mixed_float16", "mixed_bfloat16")  # as dmkeras.precision.MODES
 MOMENTUM_BUFFERS = ("torch", "keras")  # as dmkeras.optimizers.MOMENTUM_BUFFERS
 SSL_ROWS = ("all", "labeled")  # as dmkeras.model.SSL_ROWS
+AUGDESC = ("off", "ws", "ws_saw", "ws_randaugment")  # issue 12: as dmkeras.data.augment.AUGDESC
 INPUT_TRANSFORMS = ("auto", "dataset", "caffe", "tf", "torch")  # as dmkeras.input_transform
 VAL_KINDS = ("folder", "csv", "npz", "clothing1m")  # --val_dataset forms, as dmkeras.data.sources.VAL_KINDS
 
@@ -73,6 +74,7 @@ class TrainConfig:
     test_limit: int = _field(0, 'use only the first N test samples (0 = all)')
     augment: str = _field("crop,flip", 'comma list of crop (pad + random crop), resized_crop (torchvision RandomResizedCrop), flip; or none')
     pad: int = _field(4, 'padding of the random crop')
+    augdesc: str = _field("off", "AugDesc (issue 12): off | ws (strong views for the gradient step, weak for guessing) | ws_saw | ws_randaugment")
 
     # noise
     noise_mode: str = _field("sym", 'sym | asym | none')
@@ -125,7 +127,7 @@ class TrainConfig:
     p_threshold: float = _field(0.5, "a sample is labeled when its clean probability exceeds this")
     lambda_u: float = _field(25.0, "weight of the unlabeled loss L_u after its ramp-up")
     rampup_epochs: float = _field(16.0, "epochs over which lambda_u ramps up linearly after warm-up")
-    division: str = _field("gmm", "division strategy: gmm (the reference) | per_class_gmm | class_floor")
+    division: str = _field("gmm", "division strategy: gmm (the reference) | per_class_gmm | class_floor | unicon (UNICON's class-balanced JSD selection)")
     class_floor: float = _field(0.0, "class-aware divisions keep at least this fraction of every class")
     loss_history: int = _field(1, 'average normalised losses over the last K epochs (5 at 90% noise)')
     confidence_penalty: str = _field("auto", 'auto (= on under asym noise) | on | off; warm-up only')
@@ -184,6 +186,7 @@ class TrainConfig:
         check(self.rampup_epochs > 0, f"--rampup_epochs must be > 0, got {self.rampup_epochs}")
         check(self.division in DIVISIONS, f"--division must be one of {', '.join(DIVISIONS)}, got {self.division!r}")
         check(0.0 <= self.class_floor <= 1.0, f"--class_floor must be in [0, 1], got {self.class_floor}")
+        check(self.augdesc in AUGDESC, f"--augdesc must be one of {', '.join(AUGDESC)}, got {self.augdesc!r}")  # issue 12
         check(self.loss_history >= 1, f"--loss_history must be >= 1, got {self.loss_history}")
         check(self.prior_penalty >= 0, f"--prior_penalty must be >= 0, got {self.prior_penalty}")
         check(self.ssl_rows in SSL_ROWS, f"--ssl_rows must be one of {', '.join(SSL_ROWS)}, got {self.ssl_rows!r}")

@@ -388,7 +388,9 @@ class DivideMixModel(_CoTrainedModel):
         """One DivideMix step of net k on its labeled/unlabeled batch; the other net stays fixed.
 
         As in the reference, the training net's own no-grad predictions use train mode
-        (BatchNorm batch statistics) and the other net eval mode.
+        (BatchNorm batch statistics) and the other net eval mode. A batch with strong views
+        ("xs1", "xs2", "us1", "us2": AugDesc) mixes those for the gradient step; the co-guessing
+        and co-refinement always see x1, x2, u1, u2.
         """
         net, peer = self.nets[k], self.nets[1 - k]
         context = tf.distribute.get_replica_context()
@@ -411,11 +413,16 @@ class DivideMixModel(_CoTrainedModel):
         probs_x2 = tf.nn.softmax(float32_logits(net, x2, training=True))
         refined = ops.co_refine(labels, batch["w"], probs_x1, probs_x2, self.temperature)
 
+        # AugDesc (the pipeline's strong views): the gradient step mixes the strong views, while
+        # the targets above came from the weak ones (their train(): inputs_x3/x4 guess, x/x2 mix)
+        strong = "xs1" in batch
+        mixed_x = [batch["xs1"], batch["xs2"]] if strong else [x1, x2]
         if with_unlabeled:
-            inputs = tf.concat([x1, x2, u1, u2], axis=0)
+            mixed_u = [batch["us1"], batch["us2"]] if strong else [u1, u2]
+            inputs = tf.concat(mixed_x + mixed_u, axis=0)
             targets = tf.concat([refined, refined, guessed, guessed], axis=0)
         else:  # every sample judged clean: MixMatch on the labeled views alone
-            inputs = tf.concat([x1, x2], axis=0)
+            inputs = tf.concat(mixed_x, axis=0)
             targets = tf.concat([refined, refined], axis=0)
         targets = tf.stop_gradient(targets)
         labeled_rows = 2 * tf.shape(x1)[0]

@@ -86,6 +86,10 @@ class DivideMix(DivideMixModel):
         "resized_crop" (torchvision's RandomResizedCrop) and "flip" (horizontal), or "none".
         Use "crop" for digits and text (a flip changes them).
       pad: padding of the random crop, in pixels.
+      augdesc: AugDesc (Nishi et al., CVPR 2021; issue 12): "off" (weak views only), "ws" (strong
+        views, AutoAugment's CIFAR-10 policy after the crop / flip, feed the gradient step's
+        mixed inputs, the weak views the co-guessing and co-refinement; weak warm-up), "ws_saw"
+        (the same, strong warm-up) or "ws_randaugment" (RandAugment instead of AutoAugment).
       confidence_penalty: add the negative-entropy penalty to the warm-up loss (the reference does
         so under asymmetric noise).
       prior_penalty: weight of the uniform-prior penalty of the semi-supervised loss (1 in the
@@ -172,6 +176,7 @@ class DivideMix(DivideMixModel):
         mean=None,
         std=None,
         name="dividemix",
+        augdesc="off",
         **kwargs,
     ):
         num_classes = checks.check_num_classes(num_classes, minimum=2)
@@ -180,6 +185,7 @@ class DivideMix(DivideMixModel):
             temperature=temperature, mixup_alpha=mixup_alpha, division=division, class_floor=class_floor,
             loss_history=loss_history, augment=augment, pad=pad, confidence_penalty=confidence_penalty,
             prior_penalty=prior_penalty, ssl_rows=ssl_rows, eval_batch_size=eval_batch_size, seed=seed,
+            augdesc=augdesc,
         )
         nets, backbone_name, backbone_args, input_shape = _check_backbone(backbone, backbone_args, input_shape, num_classes)
         mean, std = _check_stats(mean, std, input_shape)
@@ -205,6 +211,7 @@ class DivideMix(DivideMixModel):
         self.loss_history = settings["loss_history"]
         self.augment = settings["augment"]
         self.pad = settings["pad"]
+        self.augdesc = settings["augdesc"]
         self.eval_batch_size = settings["eval_batch_size"]
         self.seed = settings["seed"]
         self._mean, self._std = mean, std
@@ -497,7 +504,7 @@ class DivideMix(DivideMixModel):
             mixup_alpha=self.mixup_alpha, division=self.division, class_floor=self.class_floor,
             loss_history=self.loss_history, augment=self.augment, pad=self.pad,
             confidence_penalty="on" if self.confidence_penalty else "off", prior_penalty=self.prior_penalty,
-            ssl_rows=self.ssl_rows, eval_batch_size=self.eval_batch_size, seed=self.seed,
+            ssl_rows=self.ssl_rows, eval_batch_size=self.eval_batch_size, seed=self.seed, augdesc=self.augdesc,
         )
 
     def _build_for(self, shape, what):
@@ -705,6 +712,7 @@ class DivideMix(DivideMixModel):
             ssl_rows=self.ssl_rows,
             eval_batch_size=self.eval_batch_size,
             seed=self.seed,
+            augdesc=self.augdesc,
             mean=None if self._mean is None else list(self._mean),
             std=None if self._std is None else list(self._std),
         )
@@ -728,7 +736,7 @@ def settings_from_config(config: TrainConfig) -> dict:
         temperature=config.temperature, mixup_alpha=config.mixup_alpha, division=config.division, class_floor=config.class_floor,
         loss_history=config.loss_history, augment=config.augment, pad=config.pad,
         confidence_penalty=config.use_confidence_penalty, prior_penalty=config.prior_penalty, ssl_rows=config.ssl_rows,
-        eval_batch_size=config.eval_batch_size, seed=config.seed,
+        eval_batch_size=config.eval_batch_size, seed=config.seed, augdesc=config.augdesc,
     )
 
 
@@ -803,7 +811,7 @@ def _check_settings(**settings) -> dict:
         _int(name, settings[name], {"loss_history": 1, "eval_batch_size": 1}.get(name, 0))
     for name in ("p_threshold", "lambda_u", "rampup_epochs", "temperature", "mixup_alpha", "class_floor", "prior_penalty"):
         settings[name] = _number(name, settings[name])
-    for name in ("division", "ssl_rows", "augment"):
+    for name in ("division", "ssl_rows", "augment", "augdesc"):
         if not isinstance(settings[name], str):
             raise DmkerasError(f"{name} must be a string, got {settings[name]!r}")
     if not isinstance(settings["confidence_penalty"], bool):

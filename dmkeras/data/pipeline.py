@@ -26,6 +26,8 @@ from dmkeras.data.augment import (
     resized_crop_boxes,
     resized_crop_draws,
     rows_of_global_batch,
+    strong_policy,
+    strong_views,
 )
 from dmkeras.data.images import FileImages
 
@@ -123,14 +125,15 @@ class _Bank:
     std: tuple
     augment_config: AugmentConfig
 
-    def load(self, indices, seed=None, rows=None):
+    def load(self, indices, seed=None, rows=None, strong=None):
         """Gather `indices`; with a seed, apply the training augmentation; then normalise.
-        `rows` = (start, total): where these rows sit in their global batch."""
-        return self.load_views(indices, [seed], rows)[0]
+        `rows` = (start, total): where these rows sit in their global batch; `strong`: a policy
+        of `augment.STRONG_POLICIES` applied after it (AugDesc's strong views), None: weak only."""
+        return self.load_views(indices, [seed], rows, strong)[0]
 
-    def load_views(self, indices, seeds, rows=None):
+    def load_views(self, indices, seeds, rows=None, strong=None):
         """One normalised view of `indices` per seed (None: the test-time transform), through one
-        traced function per number of views.
+        traced function per number of views (and strong policy).
 
         The pipelines are rebuilt every epoch, and tf.data traces the function of every `map`
         anew: tracing the augmentation graph each time cost about 0.2 s per pass (a quarter of an
@@ -138,17 +141,22 @@ class _Bank:
         only the call. The test-time transform (a seed of None) is traced in place; it is small.
         """
         if any(seed is None for seed in seeds):
+            if strong is not None:
+                raise ValueError("strong views need a seed")
             return self._views(indices, seeds, rows)
         compiled = self.__dict__.setdefault("_compiled", {})  # this bank's traced functions, made on first use
-        views = compiled.get(len(seeds))
+        key = len(seeds) if strong is None else (len(seeds), strong)  # weak views keep today's key
+        views = compiled.get(key)
         if views is None:
             spec = [tf.TensorSpec([None], tf.int64), tf.TensorSpec([len(seeds), 2], tf.int64),
                     tf.TensorSpec([], tf.int64), tf.TensorSpec([], tf.int64)]
 
             def views(idx, seed_rows, start, total):
-                return self._views(idx, tf.unstack(seed_rows), (start, total))
+                if strong is None:
+                    return self._views(idx, tf.unstack(seed_rows), (start, total))
+                return self._views(idx, tf.unstack(seed_rows), (start, total), strong)
 
-            views = compiled[len(seeds)] = tf.function(views, input_signature=spec, autograph=False)
+            views = compiled[key] = tf.function(views, input_signature=spec, autograph=False)
         indices = tf.cast(indices, tf.int64)
         start, total = (0, tf.shape(indices, out_type=tf.int64)[0]) if rows is None else rows
         seeds = tf.stack([tf.cast(seed, tf.int64) for seed in seeds])
@@ -160,8 +168,11 @@ class _Bank:
         ds = tf.data.Dataset.from_tensor_slices(indices).batch(batch_size)
         return ds.map(self.load, num_parallel_calls=AUTOTUNE).prefetch(AUTOTUNE)
 
-    def _fixed_size_views(self, batch, seeds, rows):
-        """Views of a uint8 batch of equal-size images: pad + crop / flip per seed, normalised."""
+    def _fixed_size_views(self, batch, seeds, rows, strong=None):
+        """Views of a uint8 batch of equal-size images: pad + crop / flip per seed (then the
+        `strong` policy, if any), normalised."""
+        if strong is not None:
+            return [normalize(x, self.mean, self.std) for x in strong_views(batch, self.augment_config, strong, seeds, rows)]
         return [
             normalize(batch if seed is None else augment(batch, self.augment_config, seed, rows), self.mean, self.std)
             for seed in seeds
@@ -186,8 +197,8 @@ class ImageBank(_Bank):
     def __len__(self):
         return len(self.images)
 
-    def _views(self, indices, seeds, rows=None):
-        return self._fixed_size_views(tf.gather(self._images, indices), seeds, rows)
+    def _views(self, indices, seeds, rows=None, strong=None):
+        return self._fixed_size_views(tf.gather(self._images, indices), seeds, rows, strong)
 
 
 class FileBank(_Bank):
@@ -211,7 +222,7 @@ class FileBank(_Bank):
     def __len__(self):
         return len(self.files)
 
-    def _views(self, indices, seeds, rows=None):
+    def _views(self, indices, seeds, rows=None, strong=None):
         paths = tf.gather(self._paths, indices)
         height, width = self._size
         config = self.augment_config
@@ -220,7 +231,7 @@ class FileBank(_Bank):
                 lambda path: _resize_to(_decode_rgb(path), self._size), paths,
                 fn_output_signature=tf.TensorSpec([height, width, 3], tf.uint8),
             )
-            return self._fixed_size_views(batch, seeds, rows)
+            return self._fixed_size_views(batch, seeds, rows, strong)
         n = tf.shape(paths)[0]
         rows = (0, n) if rows is None else rows
         split = [None if s is None else tf.random.experimental.stateless_split(s, num=2) for s in seeds]
@@ -254,6 +265,8 @@ class FileBank(_Bank):
             x = views[:, v]
             if s is not None and config.flip:
                 x = random_flip(x, s[1], rows)
+            if strong is not None:  # after the crop and flip, as AugDesc's strong transform
+                x = strong_policy(x, strong, tf.random.experimental.stateless_fold_in(seeds[v], 1), rows)
             out.append(normalize(x, self.mean, self.std))
         return out
 
@@ -307,31 +320,45 @@ def make_bank(images, mean, std, augment_config: AugmentConfig):
     return ImageBank(np.asarray(images), mean, std, augment_config)
 
 
-def _load_views(bank, part: dict, base_seed: int, views):
-    """Augmented views of a replica's slice; each seed depends on the global batch and view only."""
-    seeds = [tf.stack([tf.constant(base_seed, tf.int64), part["step"] * 4 + v]) for v in views]
-    return bank.load_views(part["idx"], seeds, rows=(part["start"], part["total"]))
+def _load_views(bank, part: dict, base_seed: int, views, strong=None):
+    """Augmented views of a replica's slice; each seed depends on the global batch and view only.
+
+    Weak views take seeds (base, 4 step + v); strong views (a policy name in `strong`) take
+    (base, -(4 step + v) - 1), a range no weak view uses, so adding them moves no weak view."""
+    if strong is None:
+        seeds = [tf.stack([tf.constant(base_seed, tf.int64), part["step"] * 4 + v]) for v in views]
+        return bank.load_views(part["idx"], seeds, rows=(part["start"], part["total"]))
+    seeds = [tf.stack([tf.constant(base_seed, tf.int64), -(part["step"] * 4 + v) - 1]) for v in views]
+    return bank.load_views(part["idx"], seeds, rows=(part["start"], part["total"]), strong=strong)
 
 
-def warmup_dataset(bank: ImageBank, labels: np.ndarray, plan, num_replicas: int, seed: int, replicas=None) -> tf.data.Dataset:
-    """Per-replica batches {"x", "y"} of a warm-up (plain CE) pass (of `replicas` only, if given)."""
+def warmup_dataset(
+    bank: ImageBank, labels: np.ndarray, plan, num_replicas: int, seed: int, replicas=None, strong=None
+) -> tf.data.Dataset:
+    """Per-replica batches {"x", "y"} of a warm-up (plain CE) pass (of `replicas` only, if given);
+    `strong`: a strong policy for the warm-up views (AugDesc's SAW), None: weak (the reference)."""
     labels_t = tf.constant(labels, tf.int64)
 
     def load(part):
-        return {"x": _load_views(bank, part, seed, [0])[0], "y": tf.gather(labels_t, part["idx"])}
+        return {"x": _load_views(bank, part, seed, [0], strong)[0], "y": tf.gather(labels_t, part["idx"])}
 
     ds = _index_dataset(plan, num_replicas, replicas)
     return ds.map(load, num_parallel_calls=AUTOTUNE, deterministic=True).prefetch(AUTOTUNE)
 
 
 def ssl_dataset(
-    bank: ImageBank, labels: np.ndarray, clean_prob: np.ndarray, plan, num_replicas: int, seed: int, replicas=None
+    bank: ImageBank, labels: np.ndarray, clean_prob: np.ndarray, plan, num_replicas: int, seed: int, replicas=None,
+    strong=None,
 ) -> tf.data.Dataset:
     """Per-replica batches {"x1", "x2", "y", "w", "u1", "u2"} of a semi-supervised pass (of
     `replicas` only, if given).
 
     x1/x2 and u1/u2 are two augmented views of the labeled and unlabeled samples; y the given
     labels and w the clean probabilities (from the *other* net's division) of the labeled ones.
+    With `strong` (a policy of `augment.STRONG_POLICIES`, AugDesc), the batches also hold two
+    strong views "xs1", "xs2", "us1", "us2" of the same samples: `DivideMixModel.ssl_step` mixes
+    those for the gradient step and keeps x1 ... u2 (the weak views, drawn exactly as without
+    `strong`) for co-guessing and co-refinement.
     """
     labels_t = tf.constant(labels, tf.int64)
     prob_t = tf.constant(clean_prob, tf.float32)
@@ -341,7 +368,11 @@ def ssl_dataset(
     def load(lab, unl):
         x1, x2 = _load_views(bank, lab, seed, [0, 1])
         u1, u2 = _load_views(bank, unl, seed, [2, 3])
-        return {"x1": x1, "x2": x2, "y": tf.gather(labels_t, lab["idx"]), "w": tf.gather(prob_t, lab["idx"]), "u1": u1, "u2": u2}
+        batch = {"x1": x1, "x2": x2, "y": tf.gather(labels_t, lab["idx"]), "w": tf.gather(prob_t, lab["idx"]), "u1": u1, "u2": u2}
+        if strong is not None:
+            batch["xs1"], batch["xs2"] = _load_views(bank, lab, seed, [0, 1], strong)
+            batch["us1"], batch["us2"] = _load_views(bank, unl, seed, [2, 3], strong)
+        return batch
 
     ds = tf.data.Dataset.zip((labeled, unlabeled))
     return ds.map(load, num_parallel_calls=AUTOTUNE, deterministic=True).prefetch(AUTOTUNE)
