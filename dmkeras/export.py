@@ -81,7 +81,7 @@ def _read_run(workdir: str, allow_unfinished: bool) -> dict:
             f"the run in {workdir} did not finish ({summary.get('epochs', '?')}/{summary.get('epochs_planned', '?')} epochs): "
             "pass allow_unfinished (--allow_unfinished) to export its last weights anyway"
         )
-    num_nets = 1 if config.get("method") == "standard" else 2
+    num_nets = 2 if config.get("method", "dividemix") == "dividemix" else 1  # standard and cleanlab train one net
     nets = [RunDir.net_name(k) for k in range(num_nets)]
     for name in nets:
         if not os.path.isfile(run_dir.file(name)):

@@ -152,14 +152,15 @@ def test_reexport_replaces_an_earlier_export(run_dir, tmp_path):
     np.testing.assert_allclose(_serve(out, _images(4)), _reference(run_dir, _images(4)), atol=1e-5)
 
 
-def test_one_net_run_exports_softmax_of_net1(run_dir, tmp_path):
-    """The standard baseline writes only net1.keras: the export is softmax(net1(x))."""
-    workdir = str(tmp_path / "standard")
+@pytest.mark.parametrize("method", ["standard", "cleanlab"])
+def test_one_net_run_exports_softmax_of_net1(run_dir, tmp_path, method):
+    """The standard and cleanlab baselines write only net1.keras: the export is softmax(net1(x))."""
+    workdir = str(tmp_path / method)
     os.makedirs(workdir)
     for name in ("dataset.json", "summary.json", "net1.keras"):
         shutil.copy(os.path.join(run_dir, name), workdir)
     config = json.load(open(os.path.join(run_dir, "config.json")))
-    json.dump(dict(config, method="standard"), open(os.path.join(workdir, "config.json"), "w"))
+    json.dump(dict(config, method=method), open(os.path.join(workdir, "config.json"), "w"))
     out = str(tmp_path / "out")
     result = export.export_run(workdir, out)
     assert result["model_card"]["num_nets"] == 1 and not os.path.exists(os.path.join(out, "net2.keras"))
