@@ -119,3 +119,21 @@ def sweep_curves(rows: list[dict], path: str) -> None:
     fig.tight_layout()
     fig.savefig(path, dpi=100)
     plt.close(fig)
+
+
+def accuracy_bars(labels: list[str], means, stds, path: str) -> None:
+    """One horizontal bar per table row: mean last-10 test accuracy, its std as the error bar
+    (launch.report --plot)."""
+    means, stds = np.asarray(means, float), np.asarray(stds, float)
+    fig, ax = plt.subplots(figsize=(8, 0.45 * len(labels) + 1.2))
+    ypos = np.arange(len(labels))[::-1]
+    ax.barh(ypos, means, xerr=stds, capsize=3, color="tab:blue", alpha=0.8)
+    for y, m, s in zip(ypos, means, stds):
+        ax.text(m + s + 0.3, y, f"{m:.2f}" + (f" ± {s:.2f}" if s else ""), va="center", fontsize=8)
+    ax.set_yticks(ypos, labels, fontsize=8)
+    low = np.nanmin(means - stds) if np.isfinite(means).any() else 0.0
+    ax.set(xlabel="test accuracy, last 10 epochs (%)", xlim=(max(0.0, low - 5), 100), title="Last-10 test accuracy per row")
+    ax.grid(alpha=0.3, axis="x")
+    fig.tight_layout()
+    fig.savefig(path, dpi=100)
+    plt.close(fig)

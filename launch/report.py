@@ -11,7 +11,12 @@ When a run had a validation set, a column "test acc val-selected" shows the test
 nets' best-validation weights (summary.json's test_acc_val_selected, the reference's Clothing1M
 figure; "-" for the runs without one), and "val acc final" the last epoch's validation accuracy (what
 recipes are tuned on). Columns "time / epoch" (a semi-supervised epoch, or a
-baseline's epoch) and "peak RSS" appear when the summaries have them.
+baseline's epoch) and "peak RSS" appear when the summaries have them, and "switches" (issue 12's
+--augdesc and --division=unicon) when some run used one.
+
+    python -m launch.report --plot=table.png DIR ...
+
+also draws each row's last-10 test accuracy (mean ± std over its runs) as a bar chart.
 """
 
 import json
@@ -28,6 +33,7 @@ COLUMNS = ["run", "method", "noise", "wrong labels", "test acc best", "test acc 
 VAL_SELECTED = "test acc val-selected"  # after "test acc last 10", when some run has it
 VAL_FINAL = "val acc final"  # after "test acc last 10", when some run has a validation set
 EPOCH_TIME, PEAK_RSS = "time / epoch", "peak RSS"  # around "wall time", when some run has them
+SWITCHES = "switches"  # after "noise", when some run used --augdesc or --division=unicon
 NOT_CONFIG = ("workdir", "verbose", "noise_file", "data_dir")  # where a run was kept, not what it ran
 _SUFFIX_TAGS = {"seed": ("seed", "s"), "split_seed": ("split", "split_seed")}  # a grouped field's run-name suffixes
 
@@ -76,7 +82,18 @@ def group_runs(workdirs, over=("seed",)) -> list[list[str]]:
     return list(groups.values())
 
 
-def row(workdirs, val_selected: bool = False, cost: bool = False, val_final: bool = False, over=("seed",)) -> list[str]:
+def switches(config: dict) -> str:
+    """The issue-12 switches of a run's config ("augdesc ws + unicon"), "-" for none."""
+    parts = []
+    if config.get("augdesc", "off") != "off":
+        parts.append(f"augdesc {config['augdesc']}")
+    if config.get("division") == "unicon":
+        parts.append("unicon")
+    return " + ".join(parts) or "-"
+
+
+def row(workdirs, val_selected: bool = False, cost: bool = False, val_final: bool = False, over=("seed",),
+        with_switches: bool = False) -> list[str]:
     """The table row of one run, or of several runs of one setting (a list of directories)."""
     workdirs = [workdirs] if isinstance(workdirs, str) else list(workdirs)
     runs = [_read(w) for w in workdirs]
@@ -90,6 +107,7 @@ def row(workdirs, val_selected: bool = False, cost: bool = False, val_final: boo
         name,
         config["method"],
         noise,
+        *([switches(config)] if with_switches else []),
         _stat(_values(summaries, "noise_rate_actual"), ".3f") if config["noise_mode"] != "none" else "-",
         _stat(_values(summaries, "test_acc_best"), ".2f", 100, "%"),
         _stat(_values(summaries, "test_acc_last"), ".2f", 100, "%"),
@@ -106,11 +124,14 @@ def row(workdirs, val_selected: bool = False, cost: bool = False, val_final: boo
 
 
 def table(workdirs, over=("seed",)) -> str:
-    summaries = [_read(w)[1] for w in workdirs]
+    configs, summaries = zip(*(_read(w) for w in workdirs))
+    with_switches = any(switches(c) != "-" for c in configs)
     val_selected = any(s.get("test_acc_val_selected") is not None for s in summaries)
     cost = any(s.get("peak_rss_mb") is not None for s in summaries)
     val_final = any(s.get("val_acc_final") is not None for s in summaries)
     columns = list(COLUMNS)
+    if with_switches:
+        columns.insert(columns.index("noise") + 1, SWITCHES)
     if val_selected:
         columns.insert(columns.index("test acc last 10") + 1, VAL_SELECTED)
     if val_final:
@@ -120,14 +141,31 @@ def table(workdirs, over=("seed",)) -> str:
         columns.append(PEAK_RSS)
     groups = group_runs(workdirs, over) if over else [[w] for w in workdirs]
     lines = ["| " + " | ".join(columns) + " |", "|" + "---|" * len(columns)]
-    lines += ["| " + " | ".join(row(g, val_selected, cost, val_final, over)) + " |" for g in groups]
+    lines += ["| " + " | ".join(row(g, val_selected, cost, val_final, over, with_switches)) + " |" for g in groups]
     return "\n".join(lines)
 
 
+def plot(workdirs, path: str, over=("seed",)) -> None:
+    """Each row's last-10 test accuracy, mean ± std over its runs, as a bar chart in `path`."""
+    from dmkeras import plots
+
+    groups = group_runs(workdirs, over) if over else [[w] for w in workdirs]
+    labels, means, stds = [], [], []
+    for group in groups:
+        values = 100 * np.asarray(_values([_read(w)[1] for w in group], "test_acc_last"), np.float64)
+        name = os.path.basename(os.path.normpath(group[0]))
+        labels.append(f"{_strip_suffixes(name, over)} (n={len(group)})" if len(group) > 1 else name)
+        means.append(values.mean() if values.size else np.nan)
+        stds.append(values.std(ddof=1) if values.size > 1 else 0.0)
+    plots.accuracy_bars(labels, means, stds, path)
+
+
 def main(argv):
-    over, dirs = ("seed",), []
+    over, dirs, plot_path = ("seed",), [], None
     for arg in argv[1:]:
-        if arg.startswith("--group_over="):
+        if arg.startswith("--plot="):
+            plot_path = arg.partition("=")[2]
+        elif arg.startswith("--group_over="):
             value = arg.partition("=")[2]
             over = () if value in ("", "none") else tuple(v.strip() for v in value.split(","))
         elif arg.startswith("-"):
@@ -140,6 +178,8 @@ def main(argv):
         return 2
     try:
         print(table(dirs, over))
+        if plot_path:
+            plot(dirs, plot_path, over)
     except (DmkerasError, OSError, KeyError) as error:
         print(f"error: not a finished run directory: {error}", file=sys.stderr)
         return 2

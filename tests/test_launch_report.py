@@ -105,3 +105,28 @@ def test_a_row_over_seeds_keeps_its_split_in_the_name():
     assert _strip_suffixes("dividemix_sym80_split1_seed2", ("seed", "split_seed")) == "dividemix_sym80"
     assert _strip_suffixes("fmnist_sym50_seed0", ("seed",)) == "fmnist_sym50"
     assert _strip_suffixes("digits_sym80", ()) == "digits_sym80"
+
+
+def test_switches_column_names_augdesc_and_unicon_when_a_run_used_one(tmp_path):
+    plain = _seeded(tmp_path / "plain", 0, 0.9, 0.88)
+    both = _seeded(tmp_path / "both", 0, 0.9, 0.91)
+    config = json.loads((tmp_path / "both" / "config.json").read_text())
+    (tmp_path / "both" / "config.json").write_text(json.dumps({**config, "augdesc": "ws", "division": "unicon"}))
+    lines = report.table([plain, both]).splitlines()
+    assert lines[0].startswith("| run | method | noise | switches | wrong labels |")
+    assert lines[2].startswith("| plain | dividemix | sym 0.8 | - | ") and lines[3].startswith("| both | dividemix | sym 0.8 | augdesc ws + unicon | ")
+    assert "switches" not in report.table([plain])  # no run used one: no column
+
+
+def test_plot_draws_one_bar_per_row(tmp_path, monkeypatch):
+    from dmkeras import plots
+
+    runs = [_seeded(tmp_path / f"a_seed{s}", s, 0.9, acc) for s, acc in enumerate((0.80, 0.84))]
+    drawn = {}
+    monkeypatch.setattr(plots, "accuracy_bars", lambda labels, means, stds, path: drawn.update(labels=labels, means=means, stds=stds))
+    assert report.main(["report", f"--plot={tmp_path / 'bars.png'}", *runs]) == 0
+    assert drawn["labels"] == ["a (n=2)"]
+    assert abs(drawn["means"][0] - 82.0) < 1e-9 and abs(drawn["stds"][0] - 2 ** 0.5 * 2) < 1e-9  # sample std of 80, 84
+    monkeypatch.undo()
+    report.plot(runs, str(tmp_path / "bars.png"))
+    assert (tmp_path / "bars.png").read_bytes()[:4] == b"\x89PNG"
