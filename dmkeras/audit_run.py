@@ -13,6 +13,7 @@ the workdir, and prints the sweep table.
 import csv
 import dataclasses
 import os
+import re
 
 import numpy as np
 
@@ -21,7 +22,7 @@ from dmkeras.config import TrainConfig, _field
 from dmkeras.data import noise as noise_lib
 from dmkeras.data import pipeline
 from dmkeras.data.augment import AugmentConfig
-from dmkeras.errors import DmkerasError
+from dmkeras.errors import ConfigError, DmkerasError
 from dmkeras.rundir import RunDir
 
 COMPARE = ("", "cleanlab")
@@ -48,19 +49,23 @@ class AuditConfig:
     cv_epochs: int = _field(20, "epochs of each cross-validation fold's training")
 
     def validate(self) -> "AuditConfig":
-        audit.parse_thresholds(self.thresholds)
+        """Raise ConfigError naming the first bad field; return self when all are fine."""
+        try:
+            audit.parse_thresholds(self.thresholds)
+        except DmkerasError as error:
+            raise ConfigError(re.sub(r"--(?=thresholds)", "", str(error)), ("thresholds",)) from None
         if self.scoring not in SCORING:
-            raise DmkerasError(f"--scoring must be one of {', '.join(SCORING)}, got {self.scoring!r}")
+            raise ConfigError(f"scoring must be one of {', '.join(SCORING)}, got {self.scoring!r}", ("scoring",))
         if self.compare not in COMPARE:
-            raise DmkerasError(f"--compare must be cleanlab or empty, got {self.compare!r}")
+            raise ConfigError(f"compare must be cleanlab or empty, got {self.compare!r}", ("compare",))
         if self.retrain_epochs < 0:
-            raise DmkerasError(f"--retrain_epochs must be >= 0, got {self.retrain_epochs}")
+            raise ConfigError(f"retrain_epochs must be >= 0, got {self.retrain_epochs}", ("retrain_epochs",))
         if self.cv_folds < 2:
-            raise DmkerasError(f"--cv_folds must be >= 2, got {self.cv_folds}")
+            raise ConfigError(f"cv_folds must be >= 2, got {self.cv_folds}", ("cv_folds",))
         if self.cv_epochs < 1:
-            raise DmkerasError(f"--cv_epochs must be >= 1, got {self.cv_epochs}")
+            raise ConfigError(f"cv_epochs must be >= 1, got {self.cv_epochs}", ("cv_epochs",))
         if self.from_run and not RunDir(self.from_run).exists():
-            raise DmkerasError(f"--from_run: no such directory {self.from_run}")
+            raise ConfigError(f"from_run: no such directory {self.from_run}", ("from_run",))
         return self
 
 

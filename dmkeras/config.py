@@ -6,8 +6,9 @@ directory records it as `config.json`.
 
 import dataclasses
 import json
+import re
 
-from dmkeras.errors import DmkerasError
+from dmkeras.errors import ConfigError
 
 METHODS = ("dividemix", "standard", "cleanlab")
 NOISE_MODES = ("sym", "asym", "none")
@@ -152,92 +153,93 @@ class TrainConfig:
     workdir: str = _field("", "run directory: config, metrics.csv, summary.json, weights, plots")
     verbose: int = _field(1, '0 silent, 1 progress bars, 2 one line per pass')
     def validate(self) -> "TrainConfig":
-        """Raise DmkerasError naming the first bad setting; return self when all are fine."""
+        """Raise ConfigError naming the first bad setting by its field ("lr must be > 0, got -1";
+        launch/ shows it as "--lr must be > 0, got -1"); return self when all are fine."""
 
-        def check(ok, message):
+        def check(ok, message, *other_fields):  # the message's first word is the field it checks
             if not ok:
-                raise DmkerasError(message)
+                raise ConfigError(message, (re.match(r"[a-z_0-9]+", message).group(0), *other_fields))
 
-        check(self.method in METHODS, f"--method must be one of {', '.join(METHODS)}, got {self.method!r}")
-        check(self.noise_mode in NOISE_MODES, f"--noise_mode must be one of {', '.join(NOISE_MODES)}, got {self.noise_mode!r}")
-        check(0.0 <= self.noise_rate <= 1.0, f"--noise_rate must be in [0, 1], got {self.noise_rate}")
-        check(self.strategy in STRATEGIES, f"--strategy must be one of {', '.join(STRATEGIES)}, got {self.strategy!r}")
+        check(self.method in METHODS, f"method must be one of {', '.join(METHODS)}, got {self.method!r}")
+        check(self.noise_mode in NOISE_MODES, f"noise_mode must be one of {', '.join(NOISE_MODES)}, got {self.noise_mode!r}")
+        check(0.0 <= self.noise_rate <= 1.0, f"noise_rate must be in [0, 1], got {self.noise_rate}")
+        check(self.strategy in STRATEGIES, f"strategy must be one of {', '.join(STRATEGIES)}, got {self.strategy!r}")
         check(
             self.mixed_precision in MIXED_PRECISION,
-            f"--mixed_precision must be one of {', '.join(MIXED_PRECISION)}, got {self.mixed_precision!r}",
+            f"mixed_precision must be one of {', '.join(MIXED_PRECISION)}, got {self.mixed_precision!r}",
         )
         check(
             self.confidence_penalty in CONFIDENCE_PENALTY,
-            f"--confidence_penalty must be one of {', '.join(CONFIDENCE_PENALTY)}, got {self.confidence_penalty!r}",
+            f"confidence_penalty must be one of {', '.join(CONFIDENCE_PENALTY)}, got {self.confidence_penalty!r}",
         )
-        check(self.cleanlab_folds >= 2, f"--cleanlab_folds must be >= 2, got {self.cleanlab_folds}")
-        check(self.epochs >= 1, f"--epochs must be >= 1, got {self.epochs}")
-        check(0 <= self.warm_up <= self.epochs, f"--warm_up must be in [0, epochs={self.epochs}], got {self.warm_up}")
-        check(self.lr > 0, f"--lr must be > 0, got {self.lr}")
-        check(self.lr_drop_epoch >= 0, f"--lr_drop_epoch must be >= 0, got {self.lr_drop_epoch}")
-        check(0.0 <= self.momentum < 1.0, f"--momentum must be in [0, 1), got {self.momentum}")
-        check(self.weight_decay >= 0, f"--weight_decay must be >= 0, got {self.weight_decay}")
-        check(self.batch_size >= 1, f"--batch_size must be >= 1, got {self.batch_size}")
-        check(self.eval_batch_size >= 1, f"--eval_batch_size must be >= 1, got {self.eval_batch_size}")
-        check(self.mixup_alpha > 0, f"--mixup_alpha must be > 0, got {self.mixup_alpha}")
-        check(self.temperature > 0, f"--temperature must be > 0, got {self.temperature}")
-        check(0.0 <= self.p_threshold <= 1.0, f"--p_threshold must be in [0, 1], got {self.p_threshold}")
-        check(self.lambda_u >= 0, f"--lambda_u must be >= 0, got {self.lambda_u}")
-        check(self.rampup_epochs > 0, f"--rampup_epochs must be > 0, got {self.rampup_epochs}")
-        check(self.division in DIVISIONS, f"--division must be one of {', '.join(DIVISIONS)}, got {self.division!r}")
-        check(0.0 <= self.class_floor <= 1.0, f"--class_floor must be in [0, 1], got {self.class_floor}")
-        check(self.augdesc in AUGDESC, f"--augdesc must be one of {', '.join(AUGDESC)}, got {self.augdesc!r}")  # issue 12
-        check(self.loss_history >= 1, f"--loss_history must be >= 1, got {self.loss_history}")
-        check(self.prior_penalty >= 0, f"--prior_penalty must be >= 0, got {self.prior_penalty}")
-        check(self.ssl_rows in SSL_ROWS, f"--ssl_rows must be one of {', '.join(SSL_ROWS)}, got {self.ssl_rows!r}")
+        check(self.cleanlab_folds >= 2, f"cleanlab_folds must be >= 2, got {self.cleanlab_folds}")
+        check(self.epochs >= 1, f"epochs must be >= 1, got {self.epochs}")
+        check(0 <= self.warm_up <= self.epochs, f"warm_up must be in [0, epochs={self.epochs}], got {self.warm_up}")
+        check(self.lr > 0, f"lr must be > 0, got {self.lr}")
+        check(self.lr_drop_epoch >= 0, f"lr_drop_epoch must be >= 0, got {self.lr_drop_epoch}")
+        check(0.0 <= self.momentum < 1.0, f"momentum must be in [0, 1), got {self.momentum}")
+        check(self.weight_decay >= 0, f"weight_decay must be >= 0, got {self.weight_decay}")
+        check(self.batch_size >= 1, f"batch_size must be >= 1, got {self.batch_size}")
+        check(self.eval_batch_size >= 1, f"eval_batch_size must be >= 1, got {self.eval_batch_size}")
+        check(self.mixup_alpha > 0, f"mixup_alpha must be > 0, got {self.mixup_alpha}")
+        check(self.temperature > 0, f"temperature must be > 0, got {self.temperature}")
+        check(0.0 <= self.p_threshold <= 1.0, f"p_threshold must be in [0, 1], got {self.p_threshold}")
+        check(self.lambda_u >= 0, f"lambda_u must be >= 0, got {self.lambda_u}")
+        check(self.rampup_epochs > 0, f"rampup_epochs must be > 0, got {self.rampup_epochs}")
+        check(self.division in DIVISIONS, f"division must be one of {', '.join(DIVISIONS)}, got {self.division!r}")
+        check(0.0 <= self.class_floor <= 1.0, f"class_floor must be in [0, 1], got {self.class_floor}")
+        check(self.augdesc in AUGDESC, f"augdesc must be one of {', '.join(AUGDESC)}, got {self.augdesc!r}")  # issue 12
+        check(self.loss_history >= 1, f"loss_history must be >= 1, got {self.loss_history}")
+        check(self.prior_penalty >= 0, f"prior_penalty must be >= 0, got {self.prior_penalty}")
+        check(self.ssl_rows in SSL_ROWS, f"ssl_rows must be one of {', '.join(SSL_ROWS)}, got {self.ssl_rows!r}")
         check(
             self.ssl_rows == "all" or self.lambda_u == 0,
-            f"--ssl_rows=labeled trains on the labeled mixed rows only and has no L_u term: --lambda_u must be 0, got {self.lambda_u:g}",
+            f"ssl_rows=labeled trains on the labeled mixed rows only and has no L_u term: lambda_u must be 0, got {self.lambda_u:g}", "lambda_u",
         )
         check(
             self.momentum_buffer in MOMENTUM_BUFFERS,
-            f"--momentum_buffer must be one of {', '.join(MOMENTUM_BUFFERS)}, got {self.momentum_buffer!r}",
+            f"momentum_buffer must be one of {', '.join(MOMENTUM_BUFFERS)}, got {self.momentum_buffer!r}",
         )
         check(
             self.input_transform in INPUT_TRANSFORMS,
-            f"--input_transform must be one of {', '.join(INPUT_TRANSFORMS)}, got {self.input_transform!r}",
+            f"input_transform must be one of {', '.join(INPUT_TRANSFORMS)}, got {self.input_transform!r}",
         )
-        check(0 <= self.freeze_epochs <= self.epochs, f"--freeze_epochs must be in [0, epochs={self.epochs}], got {self.freeze_epochs}")
-        check(0.0 < self.test_fraction < 1.0, f"--test_fraction must be in (0, 1), got {self.test_fraction}")
+        check(0 <= self.freeze_epochs <= self.epochs, f"freeze_epochs must be in [0, epochs={self.epochs}], got {self.freeze_epochs}")
+        check(0.0 < self.test_fraction < 1.0, f"test_fraction must be in (0, 1), got {self.test_fraction}")
         val_kind, _, val_rest = self.val_dataset.partition(":")
         check(
             self.val_dataset in ("", "none") or (val_kind in VAL_KINDS and bool(val_rest)),
-            f"--val_dataset must be {', '.join(k + ':...' for k in VAL_KINDS)}, none or '' (automatic), got {self.val_dataset!r}",
+            f"val_dataset must be {', '.join(k + ':...' for k in VAL_KINDS)}, none or '' (automatic), got {self.val_dataset!r}",
         )
         size = parse_image_size(self.image_size)
-        check(self.resize_shorter >= 0, f"--resize_shorter must be >= 0, got {self.resize_shorter}")
-        check(not self.resize_shorter or self.stream, "--resize_shorter needs --stream (in-memory images are resized to --image_size once)")
-        check(not self.stream or bool(self.image_size), "--stream needs --image_size=H,W")
+        check(self.resize_shorter >= 0, f"resize_shorter must be >= 0, got {self.resize_shorter}")
+        check(not self.resize_shorter or self.stream, "resize_shorter needs stream (in-memory images are resized to image_size once)", "stream", "image_size")
+        check(not self.stream or bool(self.image_size), "stream needs image_size=H,W", "image_size")
         check(
             not self.resize_shorter or self.resize_shorter >= max(size or (0,)),
-            f"--resize_shorter={self.resize_shorter} is smaller than the --image_size={self.image_size} crop",
+            f"resize_shorter={self.resize_shorter} is smaller than the image_size={self.image_size} crop", "image_size",
         )
-        check(self.num_batches >= 0, f"--num_batches must be >= 0, got {self.num_batches}")
+        check(self.num_batches >= 0, f"num_batches must be >= 0, got {self.num_batches}")
         check(
             not self.num_batches or self.loss_history == 1,
-            "--loss_history > 1 averages each sample's losses over epochs, which --num_batches (a new sample of images every epoch) cannot do",
+            "loss_history > 1 averages each sample's losses over epochs, which num_batches (a new sample of images every epoch) cannot do", "num_batches",
         )
-        check(0.0 <= self.val_fraction < 1.0, f"--val_fraction must be in [0, 1), got {self.val_fraction}")
+        check(0.0 <= self.val_fraction < 1.0, f"val_fraction must be in [0, 1), got {self.val_fraction}")
         check(
             not self.val_fraction or self.val_dataset in ("", "none"),
-            f"--val_fraction carves a validation set out of the training set; --val_dataset={self.val_dataset} gives another one: use one of them",
+            f"val_fraction carves a validation set out of the training set; val_dataset={self.val_dataset} gives another one: use one of them", "val_dataset",
         )
-        check(self.split_seed >= 0, f"--split_seed must be >= 0, got {self.split_seed}")
-        check(self.train_limit >= 0, f"--train_limit must be >= 0, got {self.train_limit}")
-        check(self.test_limit >= 0, f"--test_limit must be >= 0, got {self.test_limit}")
-        check(self.pad >= 0, f"--pad must be >= 0, got {self.pad}")
-        check(self.cpu_replicas >= 0, f"--cpu_replicas must be >= 0, got {self.cpu_replicas}")
+        check(self.split_seed >= 0, f"split_seed must be >= 0, got {self.split_seed}")
+        check(self.train_limit >= 0, f"train_limit must be >= 0, got {self.train_limit}")
+        check(self.test_limit >= 0, f"test_limit must be >= 0, got {self.test_limit}")
+        check(self.pad >= 0, f"pad must be >= 0, got {self.pad}")
+        check(self.cpu_replicas >= 0, f"cpu_replicas must be >= 0, got {self.cpu_replicas}")
         check(
             self.cpu_replicas <= 1 or self.strategy == "mirrored",
-            f"--cpu_replicas applies to --strategy=mirrored only, got --strategy={self.strategy}",
+            f"cpu_replicas applies to strategy=mirrored only, got strategy={self.strategy}", "strategy",
         )
-        check(self.verbose in (0, 1, 2), f"--verbose must be 0, 1 or 2, got {self.verbose}")
-        check(bool(self.workdir), "--workdir is required")
+        check(self.verbose in (0, 1, 2), f"verbose must be 0, 1 or 2, got {self.verbose}")
+        check(bool(self.workdir), "workdir is required")
         parse_backbone_args(self.backbone_args)
         return self
 
@@ -260,11 +262,11 @@ def parse_image_size(text: str):
     try:
         size = tuple(int(p) for p in parts)
     except ValueError:
-        raise DmkerasError(f"--image_size must be H,W (or one number), got {text!r}") from None
+        raise ConfigError(f"image_size must be H,W (or one number), got {text!r}", ("image_size",)) from None
     if len(size) == 1:
         size = size * 2
     if len(size) != 2 or min(size) < 1:
-        raise DmkerasError(f"--image_size must be H,W with positive sizes, got {text!r}")
+        raise ConfigError(f"image_size must be H,W with positive sizes, got {text!r}", ("image_size",))
     return size
 
 
@@ -274,7 +276,7 @@ def parse_backbone_args(text: str) -> dict:
     for item in filter(None, (t.strip() for t in text.split(","))):
         key, sep, value = item.partition("=")
         if not sep or not key.strip():
-            raise DmkerasError(f"--backbone_args: expected key=value, got {item!r}")
+            raise ConfigError(f"backbone_args: expected key=value, got {item!r}", ("backbone_args",))
         args[key.strip()] = _parse_scalar(value.strip())
     return args
 

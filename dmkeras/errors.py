@@ -12,3 +12,22 @@ class DmkerasError(ValueError):
 class TrainingDiverged(DmkerasError):
     """A train step returned a non-finite loss: the run stops at that step, before the epoch is
     checkpointed, so a resume starts from the last finite epoch."""
+
+
+class ConfigError(DmkerasError):
+    """A bad field of a TrainConfig or AuditConfig. The message names config fields as they are
+    spelt in Python ("lambda_u must be >= 0"); `fields` lists the ones it names, so that launch/
+    can show the same message in its flags' terms (`as_flags`: "--lambda_u must be >= 0")."""
+
+    def __init__(self, message: str, fields=()):
+        super().__init__(message)
+        self.fields = tuple(dict.fromkeys(fields))
+
+    def as_flags(self) -> str:
+        """The message with every named field written as its command-line flag (--field)."""
+        import re
+
+        text = str(self)
+        for name in sorted(self.fields, key=len, reverse=True):
+            text = re.sub(rf"(?<![\w-]){re.escape(name)}(?!\w)", f"--{name}", text)
+        return text

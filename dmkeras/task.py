@@ -795,14 +795,9 @@ def _without_dashes(error) -> str:
 
 
 def _config(**settings) -> TrainConfig:
-    """A TrainConfig of `settings`, checked by TrainConfig.validate (its messages, without the
-    flags' dashes: "--lambda_u must be >= 0" becomes "lambda_u must be >= 0")."""
-    config = TrainConfig(workdir="-", **settings)
-    try:
-        config.validate()
-    except DmkerasError as error:
-        raise DmkerasError(_without_dashes(error)) from None
-    return config
+    """A TrainConfig of `settings`, checked by TrainConfig.validate (its ConfigError names the
+    fields, which are these arguments' names: "lambda_u must be >= 0")."""
+    return TrainConfig(workdir="-", **settings).validate()
 
 
 def _check_settings(**settings) -> dict:

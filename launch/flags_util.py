@@ -11,7 +11,7 @@ import typing
 
 from absl import flags
 
-from dmkeras.errors import DmkerasError
+from dmkeras.errors import ConfigError, DmkerasError
 
 _DEFINE = {str: flags.DEFINE_string, int: flags.DEFINE_integer, float: flags.DEFINE_float, bool: flags.DEFINE_bool}
 
@@ -38,8 +38,8 @@ def run_or_exit(fn, *args):
     sys.unraisablehook = functools.partial(_interrupt_again, previous_hook, timers)
     try:
         return fn(*args)
-    except DmkerasError as error:
-        print(f"error: {error}", file=sys.stderr)
+    except DmkerasError as error:  # a ConfigError names config fields: say them as the flags they are here
+        print(f"error: {error.as_flags() if isinstance(error, ConfigError) else error}", file=sys.stderr)
         sys.exit(2)
     except KeyboardInterrupt:
         print("interrupted: the run directory keeps every finished epoch", file=sys.stderr)

@@ -25,5 +25,5 @@ def test_each_scoring_model_trains_what_its_name_says(scoring, epochs, warm_up, 
 
 def test_the_default_scoring_model_is_dividemix_and_a_wrong_one_is_named():
     assert audit_run.AuditConfig().scoring == "dividemix"
-    with pytest.raises(DmkerasError, match="^--scoring must be one of dividemix, warmup, ce, got 'long'$"):
+    with pytest.raises(DmkerasError, match="^scoring must be one of dividemix, warmup, ce, got 'long'$"):
         audit_run.AuditConfig(scoring="long").validate()

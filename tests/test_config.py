@@ -3,7 +3,7 @@
 import pytest
 
 from dmkeras import config, division
-from dmkeras.errors import DmkerasError
+from dmkeras.errors import ConfigError
 
 
 def test_division_names_agree_with_the_division_module():
@@ -32,10 +32,23 @@ def test_mixed_precision_modes_agree_with_the_precision_module():
     ],
 )
 def test_validate_names_the_bad_setting(overrides, message):
+    """The library's error names the config field; launch/ shows the same line with the flag."""
     values = {"workdir": "runs/x", **overrides}
-    with pytest.raises(DmkerasError) as error:
+    with pytest.raises(ConfigError) as error:
         config.TrainConfig(**values).validate()
-    assert str(error.value) == message
+    assert str(error.value) == message.replace("--", "")
+    assert error.value.as_flags() == message
+
+
+def test_a_message_naming_two_fields_maps_both_to_flags_and_nothing_else():
+    with pytest.raises(ConfigError) as error:
+        config.TrainConfig(workdir="runs/x", strategy="default", cpu_replicas=2).validate()
+    assert str(error.value) == "cpu_replicas applies to strategy=mirrored only, got strategy=default"
+    assert error.value.as_flags() == "--cpu_replicas applies to --strategy=mirrored only, got --strategy=default"
+    with pytest.raises(ConfigError) as error:
+        config.TrainConfig(workdir="runs/x", resize_shorter=300).validate()
+    assert error.value.as_flags() == "--resize_shorter needs --stream (in-memory images are resized to --image_size once)"
+    assert ConfigError("pad must be >= 0, got -1; padding", ("pad",)).as_flags() == "--pad must be >= 0, got -1; padding"
 
 
 def test_backbone_args_and_confidence_penalty():

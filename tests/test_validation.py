@@ -264,7 +264,7 @@ def test_streamed_clothing1m_run_validates_on_the_clean_val_list(tmp_path, digit
 
 
 def test_bad_val_dataset_is_one_clear_error(tmp_path):
-    with pytest.raises(DmkerasError, match="--val_dataset must be folder:..., csv:..., npz:..., clothing1m:..., none"):
+    with pytest.raises(DmkerasError, match="^val_dataset must be folder:..., csv:..., npz:..., clothing1m:..., none"):
         _config(tmp_path, "digits").validate()
     with pytest.raises(DmkerasError, match="validation set folder:.*does not exist"):
         experiment.load_data(_config(tmp_path, f"folder:{tmp_path / 'nowhere'}"))
