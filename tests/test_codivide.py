@@ -1,8 +1,10 @@
 """CoDivide at the edges: divisions that leave a set empty or smaller than a batch, any dataset
 size, warm-up passes, and reproducibility of a whole run from its seed."""
 
+import gc
 import logging
 
+import keras
 import numpy as np
 import pytest
 import tensorflow as tf
@@ -26,6 +28,31 @@ def _setup(n=37, seed=0):
 
 def _train(model, codivide, test_data, epochs=1):
     return trainer.train(model, codivide, epochs=epochs, test_data=test_data, lambda_u=25.0, verbose=0)
+
+
+def test_past_epochs_pipelines_are_freed_every_epoch():
+    """Each epoch's pipelines (passes, scoring) trace tf.data functions whose graphs sit in
+    reference cycles; the trainer collects them at the end of every epoch, so the eager context
+    holds the same number of dataset functions after every semi-supervised epoch. The interpreter's
+    own collector is off here: only the trainer's collection frees them."""
+    from tensorflow.python.eager import context
+
+    model, bank, labels, test_data = _setup(n=40)
+    codivide = CoDivide(bank, labels, warm_up=1, batch_size=8)
+    counts = []
+
+    class CountDatasetFunctions(keras.callbacks.Callback):
+        def on_epoch_end(self, epoch, logs=None):
+            counts.append(sum("Dataset" in name for name in context.context().list_function_names()))
+
+    enabled = gc.isenabled()
+    gc.disable()
+    try:
+        trainer.train(model, codivide, epochs=5, test_data=test_data, lambda_u=25.0, verbose=0, callbacks=[CountDatasetFunctions()])
+    finally:
+        if enabled:
+            gc.enable()
+    assert counts[1:] == [counts[1]] * 4, counts  # without the collection: 3 more every epoch
 
 
 def test_warmup_passes_cover_all_samples_with_double_batches():
