@@ -85,6 +85,16 @@ def test_codivide_figures(tiny):
     assert all(0 <= n <= 80 for n in cd["labeled"])
 
 
+def test_switch_figures(tiny):
+    sw = tiny[1]["switches"]
+    for key in ("ssl_step_s", "ssl_step_augdesc_s", "augdesc_over_plain_step", "codivide_gmm_s", "codivide_unicon_s", "unicon_over_gmm_codivide"):
+        assert _positive(sw[key]), key
+    assert len(sw["augdesc_over_plain_step_rounds"]) == 2 and len(sw["unicon_over_gmm_codivide_repeats"]) == 1
+    assert sw["augdesc_over_plain_step"] == pytest.approx(sum(sw["augdesc_over_plain_step_rounds"]) / 2)  # the median of 2
+    assert sw["unicon_labeled"][0] == sw["unicon_labeled"][1]  # UNICON: one selection, shared by both nets
+    assert "6. What the issue-12 switches cost" in bench.format_report(tiny[0])
+
+
 def test_gmm_figures(tiny):
     g = tiny[1]["gmm"]
     assert g["samples"] == 2000

@@ -4,7 +4,7 @@ Synthetic data (random uint8 images, random labels), and otherwise the code trai
 model from `experiment.build_model` (so TrainConfig options such as jit_compile reach it), the
 compiled steps of `model.step_function`, the tf.data pipelines of `dmkeras.data.pipeline`, the
 host-side step arguments of `trainer`, `CoDivide.on_epoch_begin`, `dmkeras.gmm` and
-`trainer.train`. Five sections:
+`trainer.train`. Six sections:
 
 1. steps: images/s of the warm-up step (CE on 2B rows), of the semi-supervised step (counted as
    the 4B rows of its mixed input: B labeled x 2 views + B unlabeled x 2 views; it also runs six
@@ -14,7 +14,9 @@ host-side step arguments of `trainer`, `CoDivide.on_epoch_begin`, `dmkeras.gmm` 
    pipelines) as a fraction of one semi-supervised epoch over the same N;
 3. gmm: the loss GMM on 50,000 bimodal losses, dmkeras.gmm against scikit-learn;
 4. tracing: tf.function traces of every step function, per epoch, in a tiny real training;
-5. input: the fraction of SSL step time lost to the input pipeline (see `_measure_steps`).
+5. input: the fraction of SSL step time lost to the input pipeline (see `_measure_steps`);
+6. switches: what issue 12's switches cost, as ratios: the SSL step fed with --augdesc=ws's
+   strong views against the weak-only one, the co-divide of --division=unicon against gmm's.
 
 Timings on shared CPUs swing by ~2x between minutes, so every comparison is a ratio measured
 within one round, where the blocks of the things compared run back to back; figures are
@@ -40,12 +42,12 @@ from dmkeras import division as division_lib
 from dmkeras import experiment, gmm, trainer
 from dmkeras.config import TrainConfig, _field
 from dmkeras.data import pipeline
-from dmkeras.data.augment import AugmentConfig
+from dmkeras.data.augment import AugmentConfig, augdesc_plan
 from dmkeras.distribute import distribute
 from dmkeras.errors import DmkerasError
 from dmkeras.model import SEMI_SUPERVISED, WARMUP
 
-SECTIONS = ("steps", "codivide", "gmm", "tracing")
+SECTIONS = ("steps", "codivide", "gmm", "tracing", "switches")
 TRAIN_PASSTHROUGH = ("jit_compile", "mixed_precision")
 """TrainConfig fields the bench takes as flags too, when TrainConfig has them."""
 
@@ -481,6 +483,71 @@ def _measure_codivide(config: BenchConfig, tc: TrainConfig, model, bank, labels,
 
 
 # ---------------------------------------------------------------------------------------------
+# 6: what the issue-12 switches cost
+
+
+def _measure_switches(config: BenchConfig, tc: TrainConfig, model, bank, labels) -> dict:
+    """Section 6: each switch's cost as a ratio measured in this run.
+
+    --augdesc=ws: the same SSL step fed by the pipeline that also draws the two strong
+    (AutoAugment) views of every labeled and unlabeled sample, against the weak-only pipeline;
+    blocks alternated, order rotated, the ratio taken within each round. --division=unicon: the
+    co-divide (scoring of both nets + the division + the next pipelines) with UNICON's JSD
+    selection against the two GMMs of `gmm`, alternated after one untimed call of each.
+    """
+    b, n = config.batch_size, config.num_samples
+    rng = np.random.default_rng([config.seed, 6])
+    strategy = model.distribute_strategy
+    replicas = strategy.num_replicas_in_sync
+    count = max(config.warmup_steps, config.steps + 1)
+    order = rng.permutation(n)
+    labeled, unlabeled = order[: n // 2], order[n // 2 :]
+    clean_prob = rng.uniform(size=n)
+    plan = _full_batches(lambda: pipeline.ssl_plan(labeled, unlabeled, b, rng), lambda pair: len(pair[0]) == len(pair[1]) == b, count)
+    seed = int(rng.integers(2**62))
+    strong, _ = augdesc_plan("ws")
+    blocks = {
+        name: _Block(model, SEMI_SUPERVISED, distribute(strategy, pipeline.ssl_dataset(
+            bank, labels, clean_prob, plan, replicas, seed=seed, strong=policy)), 4 * b, tc.lambda_u, [config.seed, 6])
+        for name, policy in (("weak", None), ("augdesc", strong))
+    }
+    for block in blocks.values():
+        block.run(0, untimed=config.warmup_steps)
+    times = {name: [] for name in blocks}
+    for r in range(config.rounds):
+        for name in (list(blocks) if r % 2 == 0 else list(blocks)[::-1]):
+            times[name].append(blocks[name].run(config.steps)[0])
+    step_ratios = [a / w for a, w in zip(times["augdesc"], times["weak"])]
+
+    codivides = {}
+    for division in ("gmm", "unicon"):
+        codivide = codivide_lib.from_config(dataclasses.replace(tc, division=division), bank, labels, num_classes=config.num_classes, warm_up=1)
+        codivide.set_model(model)
+        codivide.on_epoch_begin(1)  # untimed: traces the scoring, compiles the GMM
+        codivides[division] = codivide
+    divide_times = {name: [] for name in codivides}
+    for r in range(config.codivide_repeats):
+        for name in (list(codivides) if r % 2 == 0 else list(codivides)[::-1]):
+            started = time.perf_counter()
+            codivides[name].on_epoch_begin(1)
+            divide_times[name].append(time.perf_counter() - started)
+    divide_ratios = [u / g for u, g in zip(divide_times["unicon"], divide_times["gmm"])]
+    return {
+        "timing": f"{config.rounds} rounds x {config.steps} SSL steps per block and {config.codivide_repeats} co-divides of each, alternated",
+        "ssl_step_s": _median(times["weak"]),
+        "ssl_step_augdesc_s": _median(times["augdesc"]),
+        "augdesc_over_plain_step": _median(step_ratios),
+        "augdesc_over_plain_step_rounds": step_ratios,
+        "codivide_gmm_s": _median(divide_times["gmm"]),
+        "codivide_unicon_s": _median(divide_times["unicon"]),
+        "unicon_over_gmm_codivide": _median(divide_ratios),
+        "unicon_over_gmm_codivide_repeats": divide_ratios,
+        "unicon_labeled": [p.num_labeled for p in codivides["unicon"].passes],
+        "gmm_labeled": [p.num_labeled for p in codivides["gmm"].passes],
+    }
+
+
+# ---------------------------------------------------------------------------------------------
 # 3: GMM
 
 
@@ -794,6 +861,22 @@ def format_report(result: dict) -> str:
                 f"{100 * inp['pipeline_cpu_share']:.2f}% of the cores during a step"
             ),
         ]
+    sw = result.get("switches")
+    if sw:
+        rounds, repeats = sw["augdesc_over_plain_step_rounds"], sw["unicon_over_gmm_codivide_repeats"]
+        lines += [
+            "",
+            f"6. What the issue-12 switches cost ({sw['timing']})",
+            (
+                f"   --augdesc=ws SSL step (two strong views more per sample): {1000 * sw['ssl_step_augdesc_s']:.1f} ms "
+                f"against {1000 * sw['ssl_step_s']:.1f} ms = {sw['augdesc_over_plain_step']:.2f}x "
+                f"(rounds {min(rounds):.2f}-{max(rounds):.2f})"
+            ),
+            (
+                f"   --division=unicon co-divide: {sw['codivide_unicon_s']:.2f} s against {sw['codivide_gmm_s']:.2f} s for gmm "
+                f"= {sw['unicon_over_gmm_codivide']:.2f}x (repeats {min(repeats):.2f}-{max(repeats):.2f})"
+            ),
+        ]
     return "\n".join(lines)
 
 
@@ -815,7 +898,7 @@ def run(config: BenchConfig, **train_overrides) -> dict:
         timings[name] = time.perf_counter() - started
         return out
 
-    if "steps" in sections or "codivide" in sections:
+    if "steps" in sections or "codivide" in sections or "switches" in sections:
         images, labels = _synthetic(config, config.num_samples, stream=2)
         bank = _bank(config, tc, images)
         keras.utils.set_random_seed(config.seed)
@@ -827,6 +910,8 @@ def run(config: BenchConfig, **train_overrides) -> dict:
             ssl_step_s = result["steps"]["ssl"]["step_s"]
         if "codivide" in sections:
             result["codivide"] = timed("codivide", _measure_codivide, config, tc, model, bank, labels, ssl_step_s)
+        if "switches" in sections:
+            result["switches"] = timed("switches", _measure_switches, config, tc, model, bank, labels)
     if "gmm" in sections:
         result["gmm"] = timed("gmm", _measure_gmm, config)
     if "tracing" in sections:
