@@ -16,7 +16,8 @@ host-side step arguments of `trainer`, `CoDivide.on_epoch_begin`, `dmkeras.gmm` 
 4. tracing: tf.function traces of every step function, per epoch, in a tiny real training;
 5. input: the fraction of SSL step time lost to the input pipeline (see `_measure_steps`);
 6. switches: what issue 12's switches cost, as ratios: the SSL step fed with --augdesc=ws's
-   strong views against the weak-only one, the co-divide of --division=unicon against gmm's.
+   strong views against the weak-only one, the two pipelines alone in CPU time, and the co-divide
+   of --division=unicon against gmm's.
 
 Timings on shared CPUs swing by ~2x between minutes, so every comparison is a ratio measured
 within one round, where the blocks of the things compared run back to back; figures are
@@ -519,6 +520,32 @@ def _measure_switches(config: BenchConfig, tc: TrainConfig, model, bank, labels)
             times[name].append(blocks[name].run(config.steps)[0])
     step_ratios = [a / w for a, w in zip(times["augdesc"], times["weak"])]
 
+    # The pipelines alone, in CPU seconds per batch (process time: what the views cost the cores,
+    # which a step's wall time hides while the input threads run beside it on idle cores)
+    alone_plan = _full_batches(
+        lambda: pipeline.ssl_plan(labeled, unlabeled, b, rng), lambda pair: len(pair[0]) == len(pair[1]) == b, PIPELINE_BATCHES + 1
+    )
+    pipeline_cpu, first_batch = {}, {}
+    for name, policy in (("weak", None), ("augdesc", strong)):
+        # A new pipeline's first batch, as every epoch builds new ones (after a first build that
+        # traces the views' function; that function is then reused, but each new dataset still
+        # instantiates its graph): the per-pass start-up the step blocks above do not see
+        starts = []
+        for _ in range(3):
+            started = time.perf_counter()
+            iterator = iter(pipeline.ssl_dataset(bank, labels, clean_prob, alone_plan, replicas, seed=seed, strong=policy))
+            next(iterator)
+            starts.append(time.perf_counter() - started)
+            del iterator
+        first_batch[name] = _median(starts[1:])
+        iterator = iter(pipeline.ssl_dataset(bank, labels, clean_prob, alone_plan, replicas, seed=seed, strong=policy))
+        next(iterator)  # the pipeline's start, untimed
+        cpu_started = time.process_time()
+        for _ in range(PIPELINE_BATCHES):
+            next(iterator)
+        pipeline_cpu[name] = (time.process_time() - cpu_started) / PIPELINE_BATCHES
+        del iterator
+
     codivides = {}
     for division in ("gmm", "unicon"):
         codivide = codivide_lib.from_config(dataclasses.replace(tc, division=division), bank, labels, num_classes=config.num_classes, warm_up=1)
@@ -538,6 +565,11 @@ def _measure_switches(config: BenchConfig, tc: TrainConfig, model, bank, labels)
         "ssl_step_augdesc_s": _median(times["augdesc"]),
         "augdesc_over_plain_step": _median(step_ratios),
         "augdesc_over_plain_step_rounds": step_ratios,
+        "pipeline_cpu_s_per_batch": pipeline_cpu["weak"],
+        "pipeline_cpu_s_per_batch_augdesc": pipeline_cpu["augdesc"],
+        "augdesc_over_plain_pipeline_cpu": pipeline_cpu["augdesc"] / pipeline_cpu["weak"],
+        "pipeline_first_batch_s": first_batch["weak"],
+        "pipeline_first_batch_augdesc_s": first_batch["augdesc"],
         "codivide_gmm_s": _median(divide_times["gmm"]),
         "codivide_unicon_s": _median(divide_times["unicon"]),
         "unicon_over_gmm_codivide": _median(divide_ratios),
@@ -871,6 +903,11 @@ def format_report(result: dict) -> str:
                 f"   --augdesc=ws SSL step (two strong views more per sample): {1000 * sw['ssl_step_augdesc_s']:.1f} ms "
                 f"against {1000 * sw['ssl_step_s']:.1f} ms = {sw['augdesc_over_plain_step']:.2f}x "
                 f"(rounds {min(rounds):.2f}-{max(rounds):.2f})"
+            ),
+            (
+                f"   its pipeline alone: {1000 * sw['pipeline_cpu_s_per_batch_augdesc']:.1f} CPU-ms per batch against "
+                f"{1000 * sw['pipeline_cpu_s_per_batch']:.1f} = {sw['augdesc_over_plain_pipeline_cpu']:.2f}x; "
+                f"a new pipeline's first batch {sw['pipeline_first_batch_augdesc_s']:.2f} s against {sw['pipeline_first_batch_s']:.2f} s"
             ),
             (
                 f"   --division=unicon co-divide: {sw['codivide_unicon_s']:.2f} s against {sw['codivide_gmm_s']:.2f} s for gmm "
