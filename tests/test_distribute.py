@@ -216,7 +216,7 @@ def test_multi_worker_strategy_without_tf_config_is_an_error(monkeypatch):
         distribute_lib.make_strategy("multi_worker")
     with pytest.raises(DmkerasError, match="strategy"):
         TrainConfig(strategy="multi", workdir="w").validate()
-    with pytest.raises(DmkerasError, match="cpu_replicas applies to --strategy=mirrored"):
+    with pytest.raises(DmkerasError, match="^cpu_replicas applies to strategy=mirrored"):
         TrainConfig(strategy="multi_worker", cpu_replicas=2, workdir="w").validate()
     TrainConfig(strategy="multi_worker", workdir="w").validate()
 

@@ -40,9 +40,9 @@ def test_val_fraction_is_carved_before_the_noise_and_keeps_true_labels(tmp_path,
 
 
 def test_val_fraction_refuses_a_second_validation_set():
-    with pytest.raises(DmkerasError, match="--val_fraction carves a validation set"):
+    with pytest.raises(DmkerasError, match="^val_fraction carves a validation set"):
         TrainConfig(workdir="w", val_fraction=0.1, val_dataset="npz:x.npz").validate()
-    with pytest.raises(DmkerasError, match=r"--val_fraction must be in \[0, 1\)"):
+    with pytest.raises(DmkerasError, match=r"^val_fraction must be in \[0, 1\)"):
         TrainConfig(workdir="w", val_fraction=1.0).validate()
 
 
