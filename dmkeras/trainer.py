@@ -61,49 +61,40 @@ def train(
     # `gc.unfreeze`, at the end).
     gc.freeze()
     try:
-        history = _epochs(model, codivide, callback_list, history, epochs=epochs, initial_epoch=initial_epoch, test_data=test_data,
-                          lambda_u=lambda_u, rampup_epochs=rampup_epochs, seed=seed, verbose=verbose,
-                          extra_test_data=extra_test_data, val_data=val_data)
+        for epoch in range(initial_epoch, epochs):
+            started = time.time()
+            callback_list.on_epoch_begin(epoch)
+            logs = {"epoch": epoch + 1, **codivide.epoch_logs, "lr": float(keras.ops.convert_to_numpy(model.optimizers[0].learning_rate))}
+            first_batch = 0  # batch index of the pass's first step, counted over the epoch's passes
+            for epoch_pass in codivide.passes:
+                if verbose == 1:
+                    print(_pass_title(epoch, epochs, epoch_pass), flush=True)
+                logs.update(
+                    run_pass(model, epoch_pass, epoch=epoch, warm_up=codivide.warm_up, lambda_u=lambda_u, rampup_epochs=rampup_epochs, seed=seed,
+                             verbose=verbose, callbacks=callback_list, first_batch=first_batch)
+                )
+                first_batch += epoch_pass.num_steps
+            if val_data is not None:
+                logs.update({f"val_{k}": v for k, v in model.accuracy(val_data).items() if not k.startswith("acc_top")})
+            if test_data is not None:
+                logs.update({f"test_{k}": v for k, v in model.accuracy(test_data).items()})
+            if extra_test_data is not None:
+                logs.update({f"extra_test_{k}": v for k, v in model.accuracy(extra_test_data).items()})
+            # Every tf.data `map` traces a FuncGraph that sits in a reference cycle (TensorFlow's own:
+            # graph <-> operations), and each epoch builds new pipelines (the passes, the scoring, the
+            # evaluation). Only a full collection frees them, with the native graphs and functions they
+            # hold; the interpreter runs one rarely in a process this size, so without this the memory
+            # grew by the epoch's pipelines every epoch.
+            gc.collect()
+            logs["epoch_time_s"] = time.time() - started
+            logs["rss_mb"] = metrics.resident_memory_mb()
+            callback_list.on_epoch_end(epoch, logs)
+            history.append(dict(logs))
+            if model.stop_training:
+                break
     finally:
         gc.unfreeze()
     callback_list.on_train_end(history[-1] if history else {})
-    return history
-
-
-def _epochs(model, codivide, callback_list, history, *, epochs, initial_epoch, test_data, lambda_u, rampup_epochs, seed, verbose,
-            extra_test_data, val_data) -> list:
-    """The epoch loop of `train`."""
-    for epoch in range(initial_epoch, epochs):
-        started = time.time()
-        callback_list.on_epoch_begin(epoch)
-        logs = {"epoch": epoch + 1, **codivide.epoch_logs, "lr": float(keras.ops.convert_to_numpy(model.optimizers[0].learning_rate))}
-        first_batch = 0  # batch index of the pass's first step, counted over the epoch's passes
-        for epoch_pass in codivide.passes:
-            if verbose == 1:
-                print(_pass_title(epoch, epochs, epoch_pass), flush=True)
-            logs.update(
-                run_pass(model, epoch_pass, epoch=epoch, warm_up=codivide.warm_up, lambda_u=lambda_u, rampup_epochs=rampup_epochs, seed=seed, verbose=verbose,
-                         callbacks=callback_list, first_batch=first_batch)
-            )
-            first_batch += epoch_pass.num_steps
-        if val_data is not None:
-            logs.update({f"val_{k}": v for k, v in model.accuracy(val_data).items() if not k.startswith("acc_top")})
-        if test_data is not None:
-            logs.update({f"test_{k}": v for k, v in model.accuracy(test_data).items()})
-        if extra_test_data is not None:
-            logs.update({f"extra_test_{k}": v for k, v in model.accuracy(extra_test_data).items()})
-        # Every tf.data `map` traces a FuncGraph that sits in a reference cycle (TensorFlow's own:
-        # graph <-> operations), and each epoch builds new pipelines (the passes, the scoring, the
-        # evaluation). Only a full collection frees them, with the native graphs and functions they
-        # hold; the interpreter runs one rarely in a process this size, so without this the memory
-        # grew by the epoch's pipelines every epoch.
-        gc.collect()
-        logs["epoch_time_s"] = time.time() - started
-        logs["rss_mb"] = metrics.resident_memory_mb()
-        callback_list.on_epoch_end(epoch, logs)
-        history.append(dict(logs))
-        if model.stop_training:
-            break
     return history
 
 

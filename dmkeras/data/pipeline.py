@@ -152,8 +152,6 @@ class _Bank:
                     tf.TensorSpec([], tf.int64), tf.TensorSpec([], tf.int64)]
 
             def views(idx, seed_rows, start, total):
-                if strong is None:
-                    return self._views(idx, tf.unstack(seed_rows), (start, total))
                 return self._views(idx, tf.unstack(seed_rows), (start, total), strong)
 
             views = compiled[key] = tf.function(views, input_signature=spec, autograph=False)
@@ -325,10 +323,10 @@ def _load_views(bank, part: dict, base_seed: int, views, strong=None):
 
     Weak views take seeds (base, 4 step + v); strong views (a policy name in `strong`) take
     (base, -(4 step + v) - 1), a range no weak view uses, so adding them moves no weak view."""
-    if strong is None:
-        seeds = [tf.stack([tf.constant(base_seed, tf.int64), part["step"] * 4 + v]) for v in views]
-        return bank.load_views(part["idx"], seeds, rows=(part["start"], part["total"]))
-    seeds = [tf.stack([tf.constant(base_seed, tf.int64), -(part["step"] * 4 + v) - 1]) for v in views]
+    offsets = [part["step"] * 4 + v for v in views]
+    if strong is not None:
+        offsets = [-offset - 1 for offset in offsets]
+    seeds = [tf.stack([tf.constant(base_seed, tf.int64), offset]) for offset in offsets]
     return bank.load_views(part["idx"], seeds, rows=(part["start"], part["total"]), strong=strong)
 
 
