@@ -14,7 +14,7 @@ import math
 import numpy as np
 
 from dmkeras import division as division_lib
-from dmkeras.errors import DmkerasError
+from dmkeras.errors import ConfigError
 
 DEFAULT_THRESHOLDS = tuple(round(0.1 * i, 1) for i in range(10))
 
@@ -103,12 +103,12 @@ def parse_thresholds(text: str) -> list[float]:
     try:
         values = [float(t) for t in text.split(",") if t.strip()]
     except ValueError:
-        raise DmkerasError(f"--thresholds must be a comma list of numbers, got {text!r}") from None
+        raise ConfigError(f"thresholds must be a comma list of numbers, got {text!r}", ("thresholds",)) from None
     if not values:
-        raise DmkerasError("--thresholds is empty")
+        raise ConfigError("thresholds is empty", ("thresholds",))
     bad = [v for v in values if not 0.0 <= v <= 1.0]
     if bad:
-        raise DmkerasError(f"--thresholds must lie in [0, 1], got {bad[0]:g}")
+        raise ConfigError(f"thresholds must lie in [0, 1], got {bad[0]:g}", ("thresholds",))
     return values
 
 

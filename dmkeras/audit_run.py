@@ -13,7 +13,6 @@ the workdir, and prints the sweep table.
 import csv
 import dataclasses
 import os
-import re
 
 import numpy as np
 
@@ -50,10 +49,7 @@ class AuditConfig:
 
     def validate(self) -> "AuditConfig":
         """Raise ConfigError naming the first bad field; return self when all are fine."""
-        try:
-            audit.parse_thresholds(self.thresholds)
-        except DmkerasError as error:
-            raise ConfigError(re.sub(r"--(?=thresholds)", "", str(error)), ("thresholds",)) from None
+        audit.parse_thresholds(self.thresholds)
         if self.scoring not in SCORING:
             raise ConfigError(f"scoring must be one of {', '.join(SCORING)}, got {self.scoring!r}", ("scoring",))
         if self.compare not in COMPARE:

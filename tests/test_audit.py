@@ -76,8 +76,9 @@ def test_sweep_table_marks_an_empty_kept_set():
 
 def test_parse_thresholds():
     assert audit.parse_thresholds("0,0.5,1") == [0.0, 0.5, 1.0]
-    with pytest.raises(DmkerasError, match=r"--thresholds must lie in \[0, 1\], got 1.5"):
+    with pytest.raises(DmkerasError, match=r"^thresholds must lie in \[0, 1\], got 1.5$") as error:
         audit.parse_thresholds("0.1,1.5")
+    assert error.value.as_flags() == "--thresholds must lie in [0, 1], got 1.5"  # as launch.audit prints it
     with pytest.raises(DmkerasError, match="comma list"):
         audit.parse_thresholds("0.1,high")
 
