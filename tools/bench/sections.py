@@ -166,6 +166,42 @@ def _full_batches(make_plan, is_full, count: int) -> list:
     return batches[:count]
 
 
+def _ssl_split(config: BenchConfig, rng):
+    """Half the synthetic set labeled and half unlabeled, random clean probabilities, and a
+    maker of plans of `count` full semi-supervised batches over that split."""
+    b, n = config.batch_size, config.num_samples
+    order = rng.permutation(n)
+    labeled, unlabeled = order[: n // 2], order[n // 2 :]
+    clean_prob = rng.uniform(size=n)
+
+    def plan(count):
+        return _full_batches(lambda: pipeline.ssl_plan(labeled, unlabeled, b, rng), lambda pair: len(pair[0]) == len(pair[1]) == b, count)
+
+    return clean_prob, plan
+
+
+def _pipeline_alone(dataset) -> tuple[float, float]:
+    """(wall seconds, CPU seconds) per batch of `dataset` drawn with no step running, over
+    PIPELINE_BATCHES batches after an untimed first one (the pipeline's start); the prefetch
+    buffer filled meanwhile is a few batches, a small bias towards speed."""
+    iterator = iter(dataset)
+    next(iterator)
+    started, cpu_started = time.perf_counter(), time.process_time()
+    for _ in range(PIPELINE_BATCHES):
+        next(iterator)
+    return (time.perf_counter() - started) / PIPELINE_BATCHES, (time.process_time() - cpu_started) / PIPELINE_BATCHES
+
+
+def _alternated(timers: dict, rounds: int) -> dict:
+    """{name: [seconds per round]} of the zero-argument `timers`, run in turn every round, the
+    order reversed every other round."""
+    times = {name: [] for name in timers}
+    for r in range(rounds):
+        for name in list(timers)[:: 1 if r % 2 == 0 else -1]:
+            times[name].append(timers[name]())
+    return times
+
+
 def _function_name(key) -> str:
     if not isinstance(key, tuple):
         return str(key)
@@ -319,12 +355,8 @@ def _measure_steps(config: BenchConfig, tc: TrainConfig, model, bank, labels) ->
         plan = _full_batches(lambda: pipeline.warmup_plan(n, size, rng), lambda batch: len(batch) == size, count)
         return distribute(strategy, pipeline.warmup_dataset(bank, labels, plan, replicas, seed=int(rng.integers(2**62))))
 
-    order = rng.permutation(n)
-    labeled, unlabeled = order[: n // 2], order[n // 2 :]
-    clean_prob = rng.uniform(size=n)
-    ssl_plan = _full_batches(
-        lambda: pipeline.ssl_plan(labeled, unlabeled, b, rng), lambda pair: len(pair[0]) == len(pair[1]) == b, count
-    )
+    clean_prob, ssl_plans = _ssl_split(config, rng)
+    ssl_plan = ssl_plans(count)
     ssl_data = pipeline.ssl_dataset(bank, labels, clean_prob, ssl_plan, replicas, seed=int(rng.integers(2**62)))
 
     lambda_u = tc.lambda_u
@@ -350,20 +382,11 @@ def _measure_steps(config: BenchConfig, tc: TrainConfig, model, bank, labels) ->
     if "torch" in blocks:
         blocks["torch"].close()
 
-    # The pipeline alone: batches drawn with no step running. The first one (the pipeline's
-    # start) is not timed; the prefetch buffer filled meanwhile is a few batches out of
-    # PIPELINE_BATCHES, a small bias towards speed.
-    alone_plan = _full_batches(
-        lambda: pipeline.ssl_plan(labeled, unlabeled, b, rng), lambda pair: len(pair[0]) == len(pair[1]) == b, PIPELINE_BATCHES + 1
+    # The pipeline alone: batches drawn with no step running
+    alone_plan = ssl_plans(PIPELINE_BATCHES + 1)
+    pipeline_wall, pipeline_cpu = _pipeline_alone(
+        pipeline.ssl_dataset(bank, labels, clean_prob, alone_plan, replicas, seed=int(rng.integers(2**62)))
     )
-    iterator = iter(pipeline.ssl_dataset(bank, labels, clean_prob, alone_plan, replicas, seed=int(rng.integers(2**62))))
-    next(iterator)
-    started, cpu_started = time.perf_counter(), time.process_time()
-    for _ in range(PIPELINE_BATCHES):
-        next(iterator)
-    pipeline_wall = (time.perf_counter() - started) / PIPELINE_BATCHES
-    pipeline_cpu = (time.process_time() - cpu_started) / PIPELINE_BATCHES
-    del iterator
 
     # What an eager next() costs by itself (batches already in memory): the part of the measured
     # wait that the in-graph next() of training does not pay.
@@ -492,59 +515,43 @@ def _measure_switches(config: BenchConfig, tc: TrainConfig, model, bank, labels)
 
     --augdesc=ws: the same SSL step fed by the pipeline that also draws the two strong
     (AutoAugment) views of every labeled and unlabeled sample, against the weak-only pipeline;
-    blocks alternated, order rotated, the ratio taken within each round. --division=unicon: the
+    blocks alternated (the order reversed every other round), the ratio taken within each round. --division=unicon: the
     co-divide (scoring of both nets + the division + the next pipelines) with UNICON's JSD
     selection against the two GMMs of `gmm`, alternated after one untimed call of each.
     """
-    b, n = config.batch_size, config.num_samples
+    b = config.batch_size
     rng = np.random.default_rng([config.seed, 6])
     strategy = model.distribute_strategy
     replicas = strategy.num_replicas_in_sync
-    count = max(config.warmup_steps, config.steps + 1)
-    order = rng.permutation(n)
-    labeled, unlabeled = order[: n // 2], order[n // 2 :]
-    clean_prob = rng.uniform(size=n)
-    plan = _full_batches(lambda: pipeline.ssl_plan(labeled, unlabeled, b, rng), lambda pair: len(pair[0]) == len(pair[1]) == b, count)
+    clean_prob, ssl_plans = _ssl_split(config, rng)
+    plan = ssl_plans(max(config.warmup_steps, config.steps + 1))
     seed = int(rng.integers(2**62))
-    strong, _ = augdesc_plan("ws")
+    policies = {"weak": None, "augdesc": augdesc_plan("ws")[0]}
     blocks = {
         name: _Block(model, SEMI_SUPERVISED, distribute(strategy, pipeline.ssl_dataset(
             bank, labels, clean_prob, plan, replicas, seed=seed, strong=policy)), 4 * b, tc.lambda_u, [config.seed, 6])
-        for name, policy in (("weak", None), ("augdesc", strong))
+        for name, policy in policies.items()
     }
     for block in blocks.values():
         block.run(0, untimed=config.warmup_steps)
-    times = {name: [] for name in blocks}
-    for r in range(config.rounds):
-        for name in (list(blocks) if r % 2 == 0 else list(blocks)[::-1]):
-            times[name].append(blocks[name].run(config.steps)[0])
+    times = _alternated({name: lambda block=block: block.run(config.steps)[0] for name, block in blocks.items()}, config.rounds)
     step_ratios = [a / w for a, w in zip(times["augdesc"], times["weak"])]
 
     # The pipelines alone, in CPU seconds per batch (process time: what the views cost the cores,
     # which a step's wall time hides while the input threads run beside it on idle cores)
-    alone_plan = _full_batches(
-        lambda: pipeline.ssl_plan(labeled, unlabeled, b, rng), lambda pair: len(pair[0]) == len(pair[1]) == b, PIPELINE_BATCHES + 1
-    )
+    alone_plan = ssl_plans(PIPELINE_BATCHES + 1)
     pipeline_cpu, first_batch = {}, {}
-    for name, policy in (("weak", None), ("augdesc", strong)):
+    for name, policy in policies.items():
         # A new pipeline's first batch, as every epoch builds new ones (after a first build that
         # traces the views' function; that function is then reused, but each new dataset still
         # instantiates its graph): the per-pass start-up the step blocks above do not see
         starts = []
         for _ in range(3):
             started = time.perf_counter()
-            iterator = iter(pipeline.ssl_dataset(bank, labels, clean_prob, alone_plan, replicas, seed=seed, strong=policy))
-            next(iterator)
+            next(iter(pipeline.ssl_dataset(bank, labels, clean_prob, alone_plan, replicas, seed=seed, strong=policy)))
             starts.append(time.perf_counter() - started)
-            del iterator
         first_batch[name] = _median(starts[1:])
-        iterator = iter(pipeline.ssl_dataset(bank, labels, clean_prob, alone_plan, replicas, seed=seed, strong=policy))
-        next(iterator)  # the pipeline's start, untimed
-        cpu_started = time.process_time()
-        for _ in range(PIPELINE_BATCHES):
-            next(iterator)
-        pipeline_cpu[name] = (time.process_time() - cpu_started) / PIPELINE_BATCHES
-        del iterator
+        pipeline_cpu[name] = _pipeline_alone(pipeline.ssl_dataset(bank, labels, clean_prob, alone_plan, replicas, seed=seed, strong=policy))[1]
 
     codivides = {}
     for division in ("gmm", "unicon"):
@@ -552,12 +559,13 @@ def _measure_switches(config: BenchConfig, tc: TrainConfig, model, bank, labels)
         codivide.set_model(model)
         codivide.on_epoch_begin(1)  # untimed: traces the scoring, compiles the GMM
         codivides[division] = codivide
-    divide_times = {name: [] for name in codivides}
-    for r in range(config.codivide_repeats):
-        for name in (list(codivides) if r % 2 == 0 else list(codivides)[::-1]):
-            started = time.perf_counter()
-            codivides[name].on_epoch_begin(1)
-            divide_times[name].append(time.perf_counter() - started)
+
+    def timed_codivide(codivide):
+        started = time.perf_counter()
+        codivide.on_epoch_begin(1)
+        return time.perf_counter() - started
+
+    divide_times = _alternated({name: lambda c=c: timed_codivide(c) for name, c in codivides.items()}, config.codivide_repeats)
     divide_ratios = [u / g for u, g in zip(divide_times["unicon"], divide_times["gmm"])]
     return {
         "timing": f"{config.rounds} rounds x {config.steps} SSL steps per block and {config.codivide_repeats} co-divides of each, alternated",
