@@ -1,6 +1,7 @@
 """Exact resume: a checkpoint at the end of every epoch, written so that a crash never loses one.
 
-A checkpoint holds both nets' weights (BatchNorm statistics included), both optimizers' variables
+A checkpoint holds both nets' weights (BatchNorm statistics included; and their projection heads'
+under the contrastive term), both optimizers' variables
 (momentum, iteration count), each net's loss history (the co-divide averaging), the epoch logs
 and the elapsed time. Nothing else is needed to continue exactly: every random draw of an epoch
 (plans, augmentation, mixing) is seeded from (seed, epoch, net), not from a running state.
@@ -94,6 +95,8 @@ def save(workdir: str, model, codivide, history: list[dict], elapsed_s: float, k
     arrays = {}
     for k, (net, optimizer) in enumerate(zip(model.nets, model.optimizers)):
         net.save_weights(os.path.join(tmp, f"net{k + 1}.weights.h5"))
+        for i, variable in enumerate(_head_variables(model, k)):
+            arrays[f"head{k + 1}_{i}"] = keras.ops.convert_to_numpy(variable)
         for i, variable in enumerate(optimizer.variables):
             arrays[f"opt{k + 1}_{i}"] = keras.ops.convert_to_numpy(variable)
     for k, loss_history in enumerate(codivide.histories):
@@ -133,11 +136,19 @@ def restore(path: str, model, codivide) -> dict:
     arrays = np.load(os.path.join(path, "arrays.npz"))
     for k, (net, optimizer) in enumerate(zip(model.nets, model.optimizers)):
         net.load_weights(os.path.join(path, f"net{k + 1}.weights.h5"))
+        for i, variable in enumerate(_head_variables(model, k)):
+            variable.assign(arrays[f"head{k + 1}_{i}"])
         for i, variable in enumerate(optimizer.variables):
             variable.assign(arrays[f"opt{k + 1}_{i}"])
     for k, (loss_history, n) in enumerate(zip(codivide.histories, state["loss_history_lengths"])):
         loss_history.entries = [arrays[f"losses{k + 1}_{i}"] for i in range(n)]
     return state
+
+
+def _head_variables(model, k) -> list:
+    """Net k's projection-head variables (the contrastive term's; none without it)."""
+    heads = getattr(model, "projection_heads", ())
+    return list(heads[k].variables) if heads else []
 
 
 def restore_kept(path: str, workdir: str, name: str) -> None:

@@ -131,6 +131,12 @@ class TrainConfig:
     division: str = _field("gmm", "division strategy: gmm (the reference) | per_class_gmm | class_floor | unicon (UNICON's class-balanced JSD selection)")
     class_floor: float = _field(0.0, "class-aware divisions keep at least this fraction of every class")
     loss_history: int = _field(1, 'average normalised losses over the last K epochs (5 at 90% noise)')
+    contrastive_weight: float = _field(
+        0.0,
+        "UNICON's contrastive term (issue 12): weight lambda_c of SimCLR's loss on two views of the unlabeled samples "
+        "(strong views under --augdesc, else the weak ones), through a projection head per net; 0 = off (UNICON: 0.025)",
+    )
+    contrastive_temperature: float = _field(0.05, "temperature of the contrastive term (UNICON: 0.05)")
     confidence_penalty: str = _field("auto", 'auto (= on under asym noise) | on | off; warm-up only')
     prior_penalty: float = _field(1.0, "weight of the uniform-prior penalty in the semi-supervised loss (the reference: 1; 0 = off)")
     ssl_rows: str = _field(
@@ -191,6 +197,8 @@ class TrainConfig:
         check(self.augdesc in AUGDESC, f"augdesc must be one of {', '.join(AUGDESC)}, got {self.augdesc!r}")  # issue 12
         check(self.loss_history >= 1, f"loss_history must be >= 1, got {self.loss_history}")
         check(self.prior_penalty >= 0, f"prior_penalty must be >= 0, got {self.prior_penalty}")
+        check(self.contrastive_weight >= 0, f"contrastive_weight must be >= 0, got {self.contrastive_weight}")
+        check(self.contrastive_temperature > 0, f"contrastive_temperature must be > 0, got {self.contrastive_temperature}")
         check(self.ssl_rows in SSL_ROWS, f"ssl_rows must be one of {', '.join(SSL_ROWS)}, got {self.ssl_rows!r}")
         check(
             self.ssl_rows == "all" or self.lambda_u == 0,

@@ -42,6 +42,8 @@ CSV_COLUMNS = [
     "epoch_time_s",
     "codivide_time_s",
     "rss_mb",
+    "net1_loss_c",
+    "net2_loss_c",
 ]
 
 def resident_memory_mb() -> float | None:

@@ -86,11 +86,16 @@ class _CoTrainedModel(keras.Model):
         super().compile(jit_compile=bool(jit_compile), **kwargs)
         self.optimizers = tuple(optimizers)
         with self.distribute_strategy.scope():
-            for net, optimizer in zip(self.nets, self.optimizers):
-                optimizer.build(net.trainable_weights)
+            for k, (net, optimizer) in enumerate(zip(self.nets, self.optimizers)):
+                optimizer.build(self.trained_weights(k))
                 net.jit_compile = self.jit_compile  # net.predict (audits) follows the model
                 net.predict_function = None
         self.reset_step_functions()
+
+    def trained_weights(self, k):
+        """The weights net k's optimizer updates: the net's trainable weights (and, in
+        DivideMixModel, its projection head's)."""
+        return self.nets[k].trainable_weights
 
     @property
     def _step_functions(self) -> dict:
@@ -119,14 +124,16 @@ class _CoTrainedModel(keras.Model):
         s (a LossScaleOptimizer does; s = 1 for any other optimizer): the update is that of
         g + decay * w, as without scaling.
         """
-        net = self.nets[k]
-        weights = net.trainable_weights
+        weights = self.trained_weights(k)
         grads = tape.gradient(scaled_loss, weights)
         loss_scale = self._scale_loss(k, tf.constant(1.0, tf.float32))
         # The optimizer sums gradients over replicas, so each replica adds 1/R of the decay term.
         decay = loss_scale * (self.weight_decay / tf.distribute.get_replica_context().num_replicas_in_sync)
-        grads = [g + tf.cast(decay, g.dtype) * tf.cast(w, g.dtype) for g, w in zip(grads, weights)]
-        self.optimizers[k].apply(grads, weights)
+        # a weight the loss does not reach (a projection head in the warm-up) is left alone, decay
+        # included, as PyTorch's SGD skips parameters without a gradient
+        pairs = [(g, w) for g, w in zip(grads, weights) if g is not None]
+        grads = [g + tf.cast(decay, g.dtype) * tf.cast(w, g.dtype) for g, w in pairs]
+        self.optimizers[k].apply(grads, [w for _, w in pairs])
 
     def warmup_step(self, k, batch):
         """Cross-entropy on a batch of (image, given label) for net k, + the confidence penalty."""
@@ -323,6 +330,16 @@ class DivideMixModel(_CoTrainedModel):
         reference; 0 leaves it out).
       present_classes: the classes that have training samples (indices); the uniform prior of
         the penalty covers only those. None: all num_classes.
+      contrastive_weight: weight lambda_c of UNICON's contrastive term (`ops.contrastive_loss`)
+        on two views of the unlabeled batch: the strong views when the batch has them
+        (AugDesc), else the weak ones. 0 (default): off, and no projection heads.
+      contrastive_temperature: the term's temperature (UNICON: 0.05).
+      projection_dim: width of the projection heads (UNICON: 128).
+
+    With the contrastive term each net k gets a projection head `projection_heads[k]` (UNICON's
+    `Linear(features, 128)` + `BatchNorm1d(128)`) on the input of the net's last layer (its
+    pooled features: every zoo backbone ends in its logits Dense); net k's optimizer trains it with
+    the net. It is not part of the ensemble's logits, so `predict` and `export` do not see it.
 
     `compile(optimizer1, optimizer2)`. Calling the model returns the ensemble logits
     `net1(x) + net2(x)`, so `predict`, `evaluate` and `export` work on the ensemble.
@@ -341,6 +358,9 @@ class DivideMixModel(_CoTrainedModel):
         ssl_rows="all",
         prior_penalty=1.0,
         present_classes=None,
+        contrastive_weight=0.0,
+        contrastive_temperature=0.05,
+        projection_dim=128,
         name="dividemix",
         **kwargs,
     ):
@@ -360,6 +380,12 @@ class DivideMixModel(_CoTrainedModel):
             present = np.zeros(self.num_classes, np.float32)
             present[np.asarray(present_classes, np.int64)] = 1.0
         self._present_classes = present  # numpy: a constant of the traced steps, nothing for Keras to track
+        self.contrastive_weight = float(contrastive_weight)
+        self.contrastive_temperature = float(contrastive_temperature)
+        self.projection_dim = int(projection_dim)
+        self.projection_heads = ()
+        if net1 is not None:
+            self.build_projection_heads()
         self.acc = keras.metrics.SparseCategoricalAccuracy(name="acc")
         self.acc_net1 = keras.metrics.SparseCategoricalAccuracy(name="acc_net1")
         self.acc_net2 = keras.metrics.SparseCategoricalAccuracy(name="acc_net2")
@@ -367,6 +393,53 @@ class DivideMixModel(_CoTrainedModel):
     @property
     def nets(self):
         return (self.net1, self.net2)
+
+    def build_projection_heads(self):
+        """With the contrastive term on, one projection head per net (idempotent; call it once
+        the nets exist). Each net's feature model shares the net's layers."""
+        if self.contrastive_weight <= 0 or self.projection_heads:
+            return
+        features, heads = [], []
+        with self.distribute_strategy.scope():
+            for k, net in enumerate(self.nets):
+                features.append(self._feature_model(k, net))
+                heads.append(self._projection_head(k, int(features[-1].output.shape[-1])))
+        # untracked (as _StepCache): the feature models share the nets' layers, saved with the nets
+        self.__dict__["_feature_models"] = tuple(features)
+        self.projection_heads = tuple(heads)
+
+    @staticmethod
+    def _feature_model(k, net):
+        last = net.layers[-1]
+        if not isinstance(last, keras.layers.Dense):
+            raise DmkerasError(
+                f"contrastive_weight needs nets that end in their logits Dense layer (the head reads its input); "
+                f"net{k + 1} ends in {type(last).__name__} {last.name!r}"
+            )
+        return keras.Model(net.inputs, last.input, name=f"{net.name}_features")
+
+    def _projection_head(self, k, features):
+        head = keras.Sequential(
+            [
+                keras.layers.Dense(self.projection_dim, dtype="float32", name="dense"),
+                # PyTorch's BatchNorm1d defaults, as the nets' BN (momentum 0.1 there)
+                keras.layers.BatchNormalization(momentum=0.9, epsilon=1e-5, dtype="float32", name="bn"),
+            ],
+            name=f"projection{k + 1}",
+        )
+        head.build((None, features))
+        return head
+
+    def trained_weights(self, k):
+        weights = self.nets[k].trainable_weights
+        if self.projection_heads:
+            weights = weights + self.projection_heads[k].trainable_weights
+        return weights
+
+    def projections(self, k, images, training=True):
+        """Net k's projection-head outputs (float32) of normalised images (the contrastive term's input)."""
+        features = self.__dict__["_feature_models"][k](images, training=training)
+        return tf.cast(self.projection_heads[k](tf.cast(features, tf.float32), training=training), tf.float32)
 
     def call(self, images, training=False):
         return float32_logits(self.net1, images, training) + float32_logits(self.net2, images, training)
@@ -390,7 +463,9 @@ class DivideMixModel(_CoTrainedModel):
         As in the reference, the training net's own no-grad predictions use train mode
         (BatchNorm batch statistics) and the other net eval mode. A batch with strong views
         ("xs1", "xs2", "us1", "us2": AugDesc) mixes those for the gradient step; the co-guessing
-        and co-refinement always see x1, x2, u1, u2.
+        and co-refinement always see x1, x2, u1, u2. With `contrastive_weight` the loss adds
+        lambda_c L_C on the two views of the unlabeled batch that are mixed (UNICON's `train`
+        contrasts `inputs_u3`, `inputs_u4`, the views it mixes).
         """
         net, peer = self.nets[k], self.nets[1 - k]
         context = tf.distribute.get_replica_context()
@@ -450,9 +525,18 @@ class DivideMixModel(_CoTrainedModel):
             mean_probs = context.all_reduce("sum", tf.reduce_sum(tf.nn.softmax(logits), axis=0)) / trained_rows
             penalty = self.prior_penalty * ops.uniform_prior_penalty(mean_probs, self._present_classes) / replicas
             loss = loss_x + lambda_u * loss_u + penalty
+            contrastive = with_unlabeled and self.contrastive_weight > 0
+            if contrastive:  # per replica, over its own 2B' unlabeled views (SimCLR's negatives are batch-local)
+                views = self.projections(k, tf.concat(mixed_u, axis=0), training=True)
+                half = tf.shape(views)[0] // 2
+                loss_c = ops.contrastive_loss(views[:half], views[half:], self.contrastive_temperature) / replicas
+                loss = loss + self.contrastive_weight * loss_c
             scaled_loss = self._scale_loss(k, loss)
         self._apply_gradients(k, scaled_loss, tape)
-        return {"loss": loss, "loss_x": loss_x, "loss_u": loss_u, "penalty": penalty}
+        values = {"loss": loss, "loss_x": loss_x, "loss_u": loss_u, "penalty": penalty}
+        if contrastive:
+            values["loss_c"] = loss_c
+        return values
 
 
 

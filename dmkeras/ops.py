@@ -115,3 +115,25 @@ def uniform_prior_penalty(mean_probs, present=None):
     on = prior > 0
     safe_prior, safe_probs = tf.where(on, prior, 1.0), tf.where(on, mean_probs, 1.0)
     return tf.reduce_sum(tf.where(on, prior * (tf.math.log(safe_prior) - tf.math.log(safe_probs)), 0.0))
+
+
+def contrastive_loss(projections1, projections2, temperature):
+    """UNICON's unsupervised contrastive term L_C: SimCLR's NT-Xent over two views (issue 12).
+
+    Row i of `projections1` and row i of `projections2` are two views of one sample. Each of the
+    2B rows, L2-normalised, is an anchor whose positive is the other view of its sample and whose
+    negatives are the other 2B - 2 rows:
+        l_i = -log( exp(s_i,pos / t) / sum_{a != i} exp(s_i,a / t) ),   s = cosine similarity.
+    Returns the mean over the 2B anchors (UNICON's SupConLoss with temperature = base
+    temperature, so no extra t / t_base factor).
+    """
+    z = tf.math.l2_normalize(tf.concat([projections1, projections2], axis=0), axis=-1)
+    rows = tf.shape(z)[0]
+    half = rows // 2
+    logits = tf.matmul(z, z, transpose_b=True) / temperature
+    not_self = 1.0 - tf.eye(rows, dtype=logits.dtype)
+    # the anchor itself leaves the denominator: a large negative logit (not -inf, whose 0 * inf is NaN)
+    logits = logits * not_self - 1e9 * (1.0 - not_self)
+    positives = tf.concat([tf.range(half, rows), tf.range(0, half)], axis=0)
+    per_anchor = tf.nn.sparse_softmax_cross_entropy_with_logits(labels=positives, logits=logits)
+    return tf.reduce_mean(per_anchor)

@@ -90,6 +90,12 @@ class DivideMix(DivideMixModel):
         views, AutoAugment's CIFAR-10 policy after the crop / flip, feed the gradient step's
         mixed inputs, the weak views the co-guessing and co-refinement; weak warm-up), "ws_saw"
         (the same, strong warm-up) or "ws_randaugment" (RandAugment instead of AutoAugment).
+      contrastive_weight: weight lambda_c of UNICON's contrastive term (Karim et al., CVPR 2022;
+        issue 12): SimCLR's loss on two views of each unlabeled sample (the strong views under
+        `augdesc`, else the weak ones) through a projection head per net (Dense(128) + BN on
+        the net's pooled features). 0 (default): off. UNICON uses 0.025 with augdesc-like strong
+        views and `division="unicon"`.
+      contrastive_temperature: the contrastive term's temperature (UNICON: 0.05).
       confidence_penalty: add the negative-entropy penalty to the warm-up loss (the reference does
         so under asymmetric noise).
       prior_penalty: weight of the uniform-prior penalty of the semi-supervised loss (1 in the
@@ -177,6 +183,8 @@ class DivideMix(DivideMixModel):
         std=None,
         name="dividemix",
         augdesc="off",
+        contrastive_weight=0.0,
+        contrastive_temperature=0.05,
         **kwargs,
     ):
         num_classes = checks.check_num_classes(num_classes, minimum=2)
@@ -185,7 +193,7 @@ class DivideMix(DivideMixModel):
             temperature=temperature, mixup_alpha=mixup_alpha, division=division, class_floor=class_floor,
             loss_history=loss_history, augment=augment, pad=pad, confidence_penalty=confidence_penalty,
             prior_penalty=prior_penalty, ssl_rows=ssl_rows, eval_batch_size=eval_batch_size, seed=seed,
-            augdesc=augdesc,
+            augdesc=augdesc, contrastive_weight=contrastive_weight, contrastive_temperature=contrastive_temperature,
         )
         nets, backbone_name, backbone_args, input_shape = _check_backbone(backbone, backbone_args, input_shape, num_classes)
         mean, std = _check_stats(mean, std, input_shape)
@@ -197,6 +205,8 @@ class DivideMix(DivideMixModel):
             confidence_penalty=settings["confidence_penalty"],
             ssl_rows=settings["ssl_rows"],
             prior_penalty=settings["prior_penalty"],
+            contrastive_weight=settings["contrastive_weight"],
+            contrastive_temperature=settings["contrastive_temperature"],
             name=name,
             **kwargs,
         )
@@ -250,6 +260,7 @@ class DivideMix(DivideMixModel):
                     net = zoo.create_model(self._backbone_name, self.num_classes, shape, **self.backbone_args)
                     net.name = attr  # distinct names, as experiment.build_model
                     setattr(self, attr, net)
+            self.build_projection_heads()
         elif self._image_shape is not None and tuple(shape) != tuple(self._image_shape):
             raise DmkerasError(f"images of shape {tuple(shape)} do not fit the nets' input shape {tuple(self._image_shape)}")
         self._image_shape = tuple(int(d) for d in shape)
@@ -505,6 +516,7 @@ class DivideMix(DivideMixModel):
             loss_history=self.loss_history, augment=self.augment, pad=self.pad,
             confidence_penalty="on" if self.confidence_penalty else "off", prior_penalty=self.prior_penalty,
             ssl_rows=self.ssl_rows, eval_batch_size=self.eval_batch_size, seed=self.seed, augdesc=self.augdesc,
+            contrastive_weight=self.contrastive_weight, contrastive_temperature=self.contrastive_temperature,
         )
 
     def _build_for(self, shape, what):
@@ -713,6 +725,8 @@ class DivideMix(DivideMixModel):
             eval_batch_size=self.eval_batch_size,
             seed=self.seed,
             augdesc=self.augdesc,
+            contrastive_weight=self.contrastive_weight,
+            contrastive_temperature=self.contrastive_temperature,
             mean=None if self._mean is None else list(self._mean),
             std=None if self._std is None else list(self._std),
         )
@@ -737,6 +751,7 @@ def settings_from_config(config: TrainConfig) -> dict:
         loss_history=config.loss_history, augment=config.augment, pad=config.pad,
         confidence_penalty=config.use_confidence_penalty, prior_penalty=config.prior_penalty, ssl_rows=config.ssl_rows,
         eval_batch_size=config.eval_batch_size, seed=config.seed, augdesc=config.augdesc,
+        contrastive_weight=config.contrastive_weight, contrastive_temperature=config.contrastive_temperature,
     )
 
 
@@ -804,7 +819,10 @@ def _check_settings(**settings) -> dict:
     """The DivideMix settings, checked: types here, ranges by TrainConfig.validate."""
     for name in ("warm_up", "loss_history", "pad", "eval_batch_size", "seed"):
         _int(name, settings[name], {"loss_history": 1, "eval_batch_size": 1}.get(name, 0))
-    for name in ("p_threshold", "lambda_u", "rampup_epochs", "temperature", "mixup_alpha", "class_floor", "prior_penalty"):
+    for name in (
+        "p_threshold", "lambda_u", "rampup_epochs", "temperature", "mixup_alpha", "class_floor", "prior_penalty",
+        "contrastive_weight", "contrastive_temperature",
+    ):
         settings[name] = _number(name, settings[name])
     for name in ("division", "ssl_rows", "augment", "augdesc"):
         if not isinstance(settings[name], str):

@@ -89,6 +89,8 @@ def switches(config: dict) -> str:
         parts.append(f"augdesc {config['augdesc']}")
     if config.get("division") == "unicon":
         parts.append("unicon")
+    if config.get("contrastive_weight", 0.0) > 0:
+        parts.append(f"contrastive {config['contrastive_weight']:g}")
     return " + ".join(parts) or "-"
 
 

@@ -88,13 +88,16 @@ def test_codivide_figures(tiny):
 def test_switch_figures(tiny):
     sw = tiny[1]["switches"]
     for key in ("ssl_step_s", "ssl_step_augdesc_s", "augdesc_over_plain_step", "codivide_gmm_s", "codivide_unicon_s", "unicon_over_gmm_codivide",
-                "pipeline_cpu_s_per_batch", "pipeline_cpu_s_per_batch_augdesc", "pipeline_first_batch_s", "pipeline_first_batch_augdesc_s"):
+                "pipeline_cpu_s_per_batch", "pipeline_cpu_s_per_batch_augdesc", "pipeline_first_batch_s", "pipeline_first_batch_augdesc_s",
+                "ssl_step_contrastive_s", "contrastive_over_augdesc_step"):
         assert _positive(sw[key]), key
+    assert len(sw["contrastive_over_augdesc_step_rounds"]) == 2
     assert len(sw["augdesc_over_plain_step_rounds"]) == 2 and len(sw["unicon_over_gmm_codivide_repeats"]) == 1
     assert sw["augdesc_over_plain_step"] == pytest.approx(sum(sw["augdesc_over_plain_step_rounds"]) / 2)  # the median of 2
     assert sw["augdesc_over_plain_pipeline_cpu"] == pytest.approx(sw["pipeline_cpu_s_per_batch_augdesc"] / sw["pipeline_cpu_s_per_batch"])
     assert sw["unicon_labeled"][0] == sw["unicon_labeled"][1]  # UNICON: one selection, shared by both nets
     assert "6. What the issue-12 switches cost" in bench.format_report(tiny[0])
+    assert "UNICON's contrastive term" in bench.format_report(tiny[0])
 
 
 def test_gmm_figures(tiny):

@@ -116,6 +116,8 @@ def test_switches_column_names_augdesc_and_unicon_when_a_run_used_one(tmp_path):
     assert lines[0].startswith("| run | method | noise | switches | wrong labels |")
     assert lines[2].startswith("| plain | dividemix | sym 0.8 | - | ") and lines[3].startswith("| both | dividemix | sym 0.8 | augdesc ws + unicon | ")
     assert "switches" not in report.table([plain])  # no run used one: no column
+    (tmp_path / "both" / "config.json").write_text(json.dumps({**config, "augdesc": "ws", "division": "unicon", "contrastive_weight": 0.025}))
+    assert "| augdesc ws + unicon + contrastive 0.025 | " in report.table([plain, both])
 
 
 def test_plot_draws_one_bar_per_row(tmp_path, monkeypatch):

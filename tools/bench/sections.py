@@ -53,6 +53,7 @@ TRAIN_PASSTHROUGH = ("jit_compile", "mixed_precision")
 """TrainConfig fields the bench takes as flags too, when TrainConfig has them."""
 
 PIPELINE_BATCHES = 50
+CONTRASTIVE_WEIGHT = 0.025  # UNICON's lambda_c (section 6; the weight does not change the cost)
 """Batches the input pipeline produces when timed alone (section 5)."""
 
 GMM_BLOCK = 5
@@ -515,6 +516,8 @@ def _measure_switches(config: BenchConfig, tc: TrainConfig, model, bank, labels)
 
     --augdesc=ws: the same SSL step fed by the pipeline that also draws the two strong
     (AutoAugment) views of every labeled and unlabeled sample, against the weak-only pipeline;
+    --contrastive_weight: the AugDesc step of a model with UNICON's contrastive term (one more
+    forward and backward pass of the unlabeled strong views, through the projection head);
     blocks alternated (the order reversed every other round), the ratio taken within each round. --division=unicon: the
     co-divide (scoring of both nets + the division + the next pipelines) with UNICON's JSD
     selection against the two GMMs of `gmm`, alternated after one untimed call of each.
@@ -532,10 +535,18 @@ def _measure_switches(config: BenchConfig, tc: TrainConfig, model, bank, labels)
             bank, labels, clean_prob, plan, replicas, seed=seed, strong=policy)), 4 * b, tc.lambda_u, [config.seed, 6])
         for name, policy in policies.items()
     }
+    # UNICON's contrastive term: a twin model (same backbone, its own nets and projection heads)
+    # on the AugDesc pipeline, whose strong unlabeled views it contrasts
+    contrastive_model = experiment.build_model(
+        dataclasses.replace(tc, contrastive_weight=CONTRASTIVE_WEIGHT), config.num_classes, model.image_shape
+    )
+    blocks["contrastive"] = _Block(contrastive_model, SEMI_SUPERVISED, distribute(strategy, pipeline.ssl_dataset(
+        bank, labels, clean_prob, plan, replicas, seed=seed, strong=policies["augdesc"])), 4 * b, tc.lambda_u, [config.seed, 6])
     for block in blocks.values():
         block.run(0, untimed=config.warmup_steps)
     times = _alternated({name: lambda block=block: block.run(config.steps)[0] for name, block in blocks.items()}, config.rounds)
     step_ratios = [a / w for a, w in zip(times["augdesc"], times["weak"])]
+    contrastive_ratios = [c / a for c, a in zip(times["contrastive"], times["augdesc"])]
 
     # The pipelines alone, in CPU seconds per batch (process time: what the views cost the cores,
     # which a step's wall time hides while the input threads run beside it on idle cores)
@@ -573,6 +584,9 @@ def _measure_switches(config: BenchConfig, tc: TrainConfig, model, bank, labels)
         "ssl_step_augdesc_s": _median(times["augdesc"]),
         "augdesc_over_plain_step": _median(step_ratios),
         "augdesc_over_plain_step_rounds": step_ratios,
+        "ssl_step_contrastive_s": _median(times["contrastive"]),
+        "contrastive_over_augdesc_step": _median(contrastive_ratios),
+        "contrastive_over_augdesc_step_rounds": contrastive_ratios,
         "pipeline_cpu_s_per_batch": pipeline_cpu["weak"],
         "pipeline_cpu_s_per_batch_augdesc": pipeline_cpu["augdesc"],
         "augdesc_over_plain_pipeline_cpu": pipeline_cpu["augdesc"] / pipeline_cpu["weak"],
@@ -911,6 +925,11 @@ def format_report(result: dict) -> str:
                 f"   --augdesc=ws SSL step (two strong views more per sample): {1000 * sw['ssl_step_augdesc_s']:.1f} ms "
                 f"against {1000 * sw['ssl_step_s']:.1f} ms = {sw['augdesc_over_plain_step']:.2f}x "
                 f"(rounds {min(rounds):.2f}-{max(rounds):.2f})"
+            ),
+            (
+                f"   + UNICON's contrastive term (--contrastive_weight, on the strong unlabeled views): "
+                f"{1000 * sw['ssl_step_contrastive_s']:.1f} ms = {sw['contrastive_over_augdesc_step']:.2f}x the --augdesc=ws step "
+                f"(rounds {min(sw['contrastive_over_augdesc_step_rounds']):.2f}-{max(sw['contrastive_over_augdesc_step_rounds']):.2f})"
             ),
             (
                 f"   its pipeline alone: {1000 * sw['pipeline_cpu_s_per_batch_augdesc']:.1f} CPU-ms per batch against "
