@@ -22,7 +22,6 @@ import copy
 import logging
 import math
 import numbers
-import re
 
 import keras
 import numpy as np
@@ -805,10 +804,6 @@ def _verbose(verbose):
     return int(verbose)
 
 
-def _without_dashes(error) -> str:
-    return re.sub(r"--(?=\w)", "", str(error))
-
-
 def _config(**settings) -> TrainConfig:
     """A TrainConfig of `settings`, checked by TrainConfig.validate (its ConfigError names the
     fields, which are these arguments' names: "lambda_u must be >= 0")."""
@@ -832,10 +827,7 @@ def _check_settings(**settings) -> dict:
     checked = dict(settings)
     checked["confidence_penalty"] = "on" if settings["confidence_penalty"] else "off"
     _config(epochs=max(settings["warm_up"], 1), **checked)
-    try:
-        AugmentConfig.parse(settings["augment"], settings["pad"])
-    except DmkerasError as error:
-        raise DmkerasError(f"augment={settings['augment']!r}: {_without_dashes(error)}") from None
+    AugmentConfig.parse(settings["augment"], settings["pad"])  # its ConfigError names augment / pad
     return settings
 
 

@@ -10,7 +10,7 @@ import math
 
 import tensorflow as tf
 
-from dmkeras.errors import DmkerasError
+from dmkeras.errors import ConfigError, DmkerasError
 from dmkeras.input_transform import normalize  # noqa: F401  (the pipelines import it from here)
 
 AUGMENTATIONS = ("crop", "resized_crop", "flip")
@@ -47,14 +47,16 @@ class AugmentConfig:
         if names == ["none"]:
             names = []
         unknown = sorted(set(names) - set(AUGMENTATIONS))
+        # field-named (ConfigError): launch/ shows them as --augment / --pad
         if unknown:
-            raise DmkerasError(
-                f"unknown augmentation {unknown[0]!r}: use a comma list of {', '.join(AUGMENTATIONS)}, or none"
+            raise ConfigError(
+                f"augment={text!r}: unknown augmentation {unknown[0]!r}: use a comma list of {', '.join(AUGMENTATIONS)}, or none",
+                ("augment",),
             )
         if "crop" in names and "resized_crop" in names:
-            raise DmkerasError("augmentations crop and resized_crop are exclusive: use one of them")
+            raise ConfigError(f"augment={text!r}: crop and resized_crop are exclusive: use one of them", ("augment",))
         if pad < 0:
-            raise DmkerasError(f"--pad must be >= 0, got {pad}")
+            raise ConfigError(f"pad must be >= 0, got {pad}", ("pad",))
         return cls(crop="crop" in names, flip="flip" in names, pad=pad, resized_crop="resized_crop" in names)
 
 
