@@ -71,16 +71,17 @@ def _net_files(run: RunDir, config: TrainConfig) -> list[str]:
     try:
         run_config = run.config()
     except DmkerasError as error:
-        raise DmkerasError(f"--from_run {error}") from None  # "--from_run DIR: not a dmkeras run directory (no config.json)"
+        raise ConfigError(f"from_run {error}", ("from_run",)) from None  # "from_run DIR: not a dmkeras run directory (no config.json)"
     defaults = TrainConfig()  # a config.json from before a field existed ran with its default
     for name in _DATA_FIELDS:
         if run_config.get(name, getattr(defaults, name)) != getattr(config, name):
-            raise DmkerasError(
-                f"--from_run {run_dir} was trained with --{name}={run_config.get(name)!r}, not {getattr(config, name)!r}"
+            raise ConfigError(
+                f"from_run {run_dir} was trained with {name}={run_config.get(name)!r}, not {getattr(config, name)!r}",
+                ("from_run", name),
             )
     nets = run.net_paths()
     if not nets:
-        raise DmkerasError(f"--from_run {run_dir} holds no net*.keras file (did the run finish?)")
+        raise ConfigError(f"from_run {run_dir} holds no net*.keras file (did the run finish?)", ("from_run",))
     return nets
 
 

@@ -211,7 +211,7 @@ class CoDivide(keras.callbacks.Callback):
             self._warned_emptied.update(emptied)
             log.warning(
                 "net %d's division labels no sample of class(es) %s: net %d learns them from guessed labels only "
-                "(--division=per_class_gmm or class_floor keeps every class in the labeled set)",
+                "(division=per_class_gmm or class_floor keeps every class in the labeled set)",
                 k + 1, ", ".join(map(str, emptied)), 2 - k,
             )
 

@@ -9,13 +9,13 @@ Install the extra with `pip install -e ".[compare]"`.
 import numpy as np
 
 from dmkeras import audit, experiment
-from dmkeras.errors import DmkerasError
+from dmkeras.errors import ConfigError
 
 
 def cleanlab_side_by_side(config, audit_config, split, labels, true_labels, scores) -> dict:
     """Detection quality of both detectors and test accuracy after retraining on each cleaned set."""
     if true_labels is None:
-        raise DmkerasError("--compare needs the true labels to score the detectors (synthetic noise, or y_train_clean)")
+        raise ConfigError("compare needs the true labels to score the detectors (synthetic noise, or y_train_clean)", ("compare",))
     cleanlab = experiment._import_cleanlab()
     is_noisy = np.asarray(true_labels) != labels
     probs = experiment.cross_validated_probs(config, split, labels, folds=audit_config.cv_folds, epochs=audit_config.cv_epochs)

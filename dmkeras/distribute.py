@@ -17,7 +17,7 @@ import numpy as np
 import tensorflow as tf
 
 from dmkeras.config import STRATEGIES
-from dmkeras.errors import DmkerasError
+from dmkeras.errors import ConfigError, DmkerasError
 
 TF_CONFIG_EXAMPLE = (
     '{"cluster": {"worker": ["host0:12345", "host1:12345"]}, "task": {"type": "worker", "index": 0}}'
@@ -61,7 +61,7 @@ def parse_tf_config(text: str | None) -> dict:
     what is wrong (TensorFlow itself would silently fall back to one local worker)."""
     hint = f"set it on every host, e.g. TF_CONFIG='{TF_CONFIG_EXAMPLE}' (index 1 on the second host)"
     if not text or not text.strip():
-        raise DmkerasError(f"--strategy=multi_worker reads the cluster from the TF_CONFIG environment variable, which is not set: {hint}")
+        raise ConfigError(f"strategy=multi_worker reads the cluster from the TF_CONFIG environment variable, which is not set: {hint}")
     try:
         config = json.loads(text)
     except json.JSONDecodeError as error:

@@ -18,7 +18,7 @@ from dmkeras.config import TrainConfig, parse_backbone_args, parse_image_size
 from dmkeras.data import noise as noise_lib
 from dmkeras.data import pipeline, sources
 from dmkeras.data.augment import AugmentConfig
-from dmkeras.errors import DmkerasError, TrainingDiverged
+from dmkeras.errors import ConfigError, DmkerasError, TrainingDiverged
 from dmkeras.rundir import RunDir
 
 # Settings added after runs were made with another behaviour: a config.json without them ran this way.
@@ -74,8 +74,9 @@ def load_data(config: TrainConfig, write_noise_file: bool = True) -> NoisyData:
 
     if split.y_train_clean is not None:  # the dataset carries its own noise (cifar10_n, npz with y_train_clean)
         if config.noise_mode != "none":
-            raise DmkerasError(
-                f"{config.dataset} already has noisy labels (its true labels are given separately): use --noise_mode=none"
+            raise ConfigError(
+                f"{config.dataset} already has noisy labels (its true labels are given separately): use noise_mode=none",
+                ("noise_mode",),
             )
         labels, true_labels, reused = split.y_train, split.y_train_clean, False
     elif config.noise_mode == "none" or config.noise_rate == 0:
@@ -101,11 +102,13 @@ def carve_validation(split: sources.SplitData, fraction: float, split_seed: int)
     Before any noise is applied, so the validation set keeps the true labels (y_train_clean where
     the source has its own noisy labels): it is the set recipes are tuned on instead of the test set."""
     if split.x_val is not None:
-        raise DmkerasError("--val_fraction: the data source already has a validation set (use --val_dataset=none to drop it)")
+        raise ConfigError(
+            "val_fraction: the data source already has a validation set (use val_dataset=none to drop it)", ("val_fraction", "val_dataset")
+        )
     truth = split.y_train if split.y_train_clean is None else split.y_train_clean
     held = sources.stratified_hold_out(truth, fraction, [split_seed, 7])
     if not held.any():
-        raise DmkerasError(f"--val_fraction={fraction:g} of {len(truth)} training samples leaves the validation set empty")
+        raise ConfigError(f"val_fraction={fraction:g} of {len(truth)} training samples leaves the validation set empty", ("val_fraction",))
     kept, held_idx = np.flatnonzero(~held), np.flatnonzero(held)
     return dataclasses.replace(
         split,
@@ -144,7 +147,7 @@ def asymmetric_map(config: TrainConfig, split: sources.SplitData) -> dict:
         return noise_lib.cifar100_asym_map()
     if name.startswith("cifar10"):
         return dict(noise_lib.CIFAR10_ASYM_MAP)
-    raise DmkerasError(f"--noise_mode=asym on {config.dataset} needs --asym_map (e.g. --asym_map=3:5,5:3,7:1)")
+    raise ConfigError(f"noise_mode=asym on {config.dataset} needs asym_map (e.g. asym_map=3:5,5:3,7:1)", ("noise_mode", "asym_map"))
 
 
 def build_model(config: TrainConfig, num_classes: int, input_shape, mean=None, std=None):
@@ -351,7 +354,7 @@ def _import_cleanlab():
         import cleanlab.filter
         import cleanlab.rank
     except ImportError:
-        raise DmkerasError('cleanlab is not installed (--method=cleanlab, --compare=cleanlab): pip install -e ".[compare]"') from None
+        raise ConfigError('cleanlab is not installed (method=cleanlab, compare=cleanlab): pip install -e ".[compare]"', ("method", "compare")) from None
     return cleanlab
 
 
@@ -462,9 +465,10 @@ def _checkpoint_to_resume(config: TrainConfig) -> str | None:
     defaults.update(LEGACY_DEFAULTS)
     differs = sorted(k for k in current if k != "verbose" and previous.get(k, defaults[k]) != current[k])
     if differs:
-        raise DmkerasError(
-            f"{config.workdir} holds a checkpoint of another configuration ({', '.join('--' + k for k in differs[:5])} "
-            "differ): use another --workdir, or delete that one to start over"
+        raise ConfigError(
+            f"{config.workdir} holds a checkpoint of another configuration ({', '.join(differs[:5])} "
+            "differ): use another workdir, or delete that one to start over",
+            ("workdir", *differs[:5]),
         )
     return path
 

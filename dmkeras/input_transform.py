@@ -27,7 +27,7 @@ import os
 
 import numpy as np
 
-from dmkeras.errors import DmkerasError
+from dmkeras.errors import ConfigError, DmkerasError
 from dmkeras.rundir import RunDir
 
 __all__ = ["InputTransform", "NAMED", "PRETRAINED", "choose", "for_weights", "normalize"]
@@ -136,12 +136,13 @@ def choose(requested: str, backbone: str, weights: str | None, dataset_mean, dat
     if requested == "dataset":
         chosen = dataset
     elif requested in NAMED:
-        chosen = dataclasses.replace(NAMED[requested], source="--input_transform").for_channels(channels)
+        chosen = dataclasses.replace(NAMED[requested], source="input_transform").for_channels(channels)
     else:
-        raise DmkerasError(f"--input_transform must be auto, dataset or one of {', '.join(NAMED)}, got {requested!r}")
+        raise ConfigError(f"input_transform must be auto, dataset or one of {', '.join(NAMED)}, got {requested!r}", ("input_transform",))
     if trained is not None and not trained.same_as(chosen):
-        raise DmkerasError(
-            f"--input_transform={requested} would feed the nets {chosen.describe()}, but {trained.source} were trained "
-            f"with {trained.describe()}: drop --input_transform (auto) or set it to match"
+        raise ConfigError(
+            f"input_transform={requested} would feed the nets {chosen.describe()}, but {trained.source} were trained "
+            f"with {trained.describe()}: drop input_transform (auto) or set it to match",
+            ("input_transform",),
         )
     return chosen

@@ -34,7 +34,7 @@ import numpy as np
 import tensorflow as tf
 
 from dmkeras import distribute, ops
-from dmkeras.errors import DmkerasError
+from dmkeras.errors import ConfigError, DmkerasError
 
 WARMUP = "warmup"
 SEMI_SUPERVISED = "ssl"
@@ -79,9 +79,10 @@ class _CoTrainedModel(keras.Model):
             raise ValueError(f"{type(self).__name__}.compile takes {len(self.nets)} optimizer(s), got {len(optimizers)}")
         replicas = self.distribute_strategy.num_replicas_in_sync
         if jit_compile and replicas > 1:
-            raise DmkerasError(
-                f"--jit_compile needs a single replica, the strategy has {replicas}: XLA cannot compile a step whose "
-                "all-reduces and optimizer updates synchronise replicas (Keras turns XLA off under tf.distribute too)"
+            raise ConfigError(
+                f"jit_compile needs a single replica, the strategy has {replicas}: XLA cannot compile a step whose "
+                "all-reduces and optimizer updates synchronise replicas (Keras turns XLA off under tf.distribute too)",
+                ("jit_compile",),
             )
         super().compile(jit_compile=bool(jit_compile), **kwargs)
         self.optimizers = tuple(optimizers)

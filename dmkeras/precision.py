@@ -19,7 +19,7 @@ import contextlib
 
 import keras
 
-from dmkeras.errors import DmkerasError
+from dmkeras.errors import ConfigError
 
 MODES = ("off", "mixed_float16", "mixed_bfloat16")  # as dmkeras.config.MIXED_PRECISION (config stays TF-free)
 
@@ -27,7 +27,7 @@ MODES = ("off", "mixed_float16", "mixed_bfloat16")  # as dmkeras.config.MIXED_PR
 def policy_name(mode: str) -> str:
     """The Keras dtype policy of a `--mixed_precision` mode."""
     if mode not in MODES:
-        raise DmkerasError(f"--mixed_precision must be one of {', '.join(MODES)}, got {mode!r}")
+        raise ConfigError(f"mixed_precision must be one of {', '.join(MODES)}, got {mode!r}", ("mixed_precision",))
     return "float32" if mode == "off" else mode
 
 

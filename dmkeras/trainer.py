@@ -153,7 +153,8 @@ def _check_finite(values: dict, epoch: int, step: int, epoch_pass: EpochPass, mo
     phase = "semi-supervised" if epoch_pass.phase == SEMI_SUPERVISED else "warm-up"
     raise TrainingDiverged(
         f"training diverged: epoch {epoch + 1}, {phase} step {step + 1}/{epoch_pass.num_steps} of net {epoch_pass.net + 1}: "
-        f"{'the total loss' if name == 'loss' else f'its {name} term'} is {values[name]} (not finite); lower --lr (now {lr:g}) or check the inputs. "
+        f"{'the total loss' if name == 'loss' else f'its {name} term'} is {values[name]} (not finite); "
+        f"lower the learning rate (now {lr:g}) or check the inputs. "
         "This epoch was not checkpointed: a rerun resumes from the last finished one"
     )
 

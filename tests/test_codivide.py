@@ -189,4 +189,4 @@ def test_a_class_emptied_from_the_labeled_set_is_named_once(caplog):
         codivide._warn_emptied_classes(1, labeled, labels)  # the same class again: no second warning
     warnings = [r.getMessage() for r in caplog.records if "labels no sample" in r.getMessage()]
     assert warnings == ["net 1's division labels no sample of class(es) 2: net 2 learns them from guessed labels only "
-                        "(--division=per_class_gmm or class_floor keeps every class in the labeled set)"]
+                        "(division=per_class_gmm or class_floor keeps every class in the labeled set)"]

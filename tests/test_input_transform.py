@@ -31,9 +31,9 @@ def test_imagenet_weights_get_their_own_transform():
 
 
 def test_a_transform_other_than_the_weights_own_is_refused():
-    with pytest.raises(DmkerasError, match=r"--input_transform=dataset would feed the nets dataset .*imagenet weights of resnet50 were trained with caffe"):
+    with pytest.raises(DmkerasError, match=r"input_transform=dataset would feed the nets dataset .*imagenet weights of resnet50 were trained with caffe"):
         input_transform.choose("dataset", "resnet50", "imagenet", DATA_MEAN, DATA_STD)
-    with pytest.raises(DmkerasError, match="--input_transform=torch"):
+    with pytest.raises(DmkerasError, match="input_transform=torch"):
         input_transform.choose("torch", "resnet50", "imagenet", DATA_MEAN, DATA_STD)
     assert input_transform.choose("caffe", "resnet50", "imagenet", DATA_MEAN, DATA_STD).name == "caffe"  # the same one
     # no weights: any named transform is the user's choice

@@ -145,7 +145,7 @@ def test_each_step_function_is_traced_once_for_every_batch_size(jit):
 def test_jit_compile_refuses_several_replicas(monkeypatch):
     model = _model()
     monkeypatch.setattr(DivideMixModel, "distribute_strategy", property(lambda self: types.SimpleNamespace(num_replicas_in_sync=2)))
-    with pytest.raises(DmkerasError, match="--jit_compile needs a single replica, the strategy has 2"):
+    with pytest.raises(DmkerasError, match="jit_compile needs a single replica, the strategy has 2"):
         model.compile(keras.optimizers.SGD(0.1), keras.optimizers.SGD(0.1), jit_compile=True)
 
 
@@ -161,7 +161,7 @@ def test_policy_scope_builds_under_the_policy_and_restores_the_global_one():
         with precision.policy_scope("mixed_float16"):
             raise RuntimeError("fails while building")
     assert keras.mixed_precision.global_policy().name == before
-    with pytest.raises(DmkerasError, match="--mixed_precision must be one of off, mixed_float16, mixed_bfloat16"):
+    with pytest.raises(DmkerasError, match="mixed_precision must be one of off, mixed_float16, mixed_bfloat16"):
         precision.policy_name("float8")
 
 

@@ -18,7 +18,7 @@ import zlib
 
 import numpy as np
 
-from dmkeras.errors import DmkerasError
+from dmkeras.errors import ConfigError, DmkerasError
 
 __all__ = ["IMAGES_MAGIC", "LABELS_MAGIC", "IDX_FILES", "CLASSES_FILE", "FASHION_MNIST_CLASSES", "FASHION_MNIST_DIRS",
            "read_idx", "read_images", "read_labels", "read_pair", "folder_files", "read_folder", "read_class_names",
@@ -197,8 +197,9 @@ def find_fashion_mnist(data_dir: str | None = None) -> str:
             partial.append(f"{folder} lacks {', '.join(missing)}")
     names = [name + ".gz" for name in IDX_FILES.values()]
     note = f" ({'; '.join(partial)})" if partial else ""
-    raise DmkerasError(
+    raise ConfigError(
         f"fashion_mnist: the IDX files are not in {', '.join(candidates)}{note}; install them with "
         f"`apt-get install dataset-fashion-mnist` (Debian/Ubuntu) or put {', '.join(names[:-1])} and {names[-1]} "
-        "in --data_dir"
+        "in data_dir",
+        ("data_dir",),
     )

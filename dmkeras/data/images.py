@@ -12,7 +12,7 @@ import os
 
 import numpy as np
 
-from dmkeras.errors import DmkerasError
+from dmkeras.errors import ConfigError, DmkerasError
 
 __all__ = ["IMAGE_EXTENSIONS", "read_images", "check_image_size", "is_image_file", "FileImages", "check_image_files"]
 
@@ -186,7 +186,7 @@ class FileImages:
         self.paths = np.asarray([os.fspath(p) for p in paths], dtype=object)
         self.size = check_image_size(size)
         if self.size is None:
-            raise DmkerasError("images read from disk while training need an image size (--image_size=H,W)")
+            raise ConfigError("images read from disk while training need an image size (image_size=H,W)", ("image_size",))
         if resize_shorter < 0 or (resize_shorter and resize_shorter < max(self.size)):
             raise DmkerasError(
                 f"resize_shorter must be 0 or at least the crop size {max(self.size)}, got {resize_shorter}"

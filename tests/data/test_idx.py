@@ -293,7 +293,8 @@ def test_fashion_mnist_missing_files_say_how_to_get_them(search):
     assert f"({search['system']} lacks t10k-images-idx3-ubyte)" in text
     assert "apt-get install dataset-fashion-mnist" in text and "(Debian/Ubuntu)" in text
     assert ("put train-images-idx3-ubyte.gz, train-labels-idx1-ubyte.gz, t10k-images-idx3-ubyte.gz and "
-            "t10k-labels-idx1-ubyte.gz in --data_dir") in text
+            "t10k-labels-idx1-ubyte.gz in data_dir") in text
+    assert info.value.as_flags().endswith("in --data_dir")  # the command line names its flag
 
 
 def test_fashion_mnist_labels_beyond_ten_classes(search):
