@@ -85,6 +85,18 @@ def _net_files(run: RunDir, config: TrainConfig) -> list[str]:
     return nets
 
 
+def _scoring_nets(source: RunDir, net_files: list[str]) -> list:
+    """The nets that score the samples: a DivideMix run's two through `DivideMix.from_run` (the
+    task model of that run, as Python users load it), a one-net run's (standard, cleanlab) file."""
+    if source.config().get("method", "dividemix") == "dividemix":
+        from dmkeras.task import DivideMix
+
+        return list(DivideMix.from_run(source.path).nets)
+    import keras
+
+    return [keras.saving.load_model(path, compile=False) for path in net_files]
+
+
 def _scoring_config(config: TrainConfig, scoring: str, workdir: str) -> TrainConfig:
     """The TrainConfig of the scoring model that --scoring names, announced in one line."""
     if scoring == "dividemix":
@@ -115,13 +127,11 @@ def run(config: TrainConfig, audit_config: AuditConfig) -> dict:
     source = RunDir(run_dir)  # the run whose nets score the samples
     net_files = _net_files(source, config)
 
-    import keras
-
     data = experiment.load_data(config)
     split = data.split
     labels = noise_lib.load_noise_file(source.noisy_labels_path, len(split.y_train), split.num_classes)
     true_labels = data.true_labels
-    nets = [keras.saving.load_model(path) for path in net_files]
+    nets = _scoring_nets(source, net_files)
     for path, net in zip(net_files, nets):
         if net.output_shape[-1] != split.num_classes:
             raise DmkerasError(f"{path} predicts {net.output_shape[-1]} classes, {config.dataset} has {split.num_classes}")

@@ -354,14 +354,16 @@ def _swap_in(tmp: str, out_dir: str) -> None:
     shutil.rmtree(old, ignore_errors=True)
 
 
-def export_run(workdir: str, out_dir: str, *, allow_unfinished: bool = False, verify: bool = True) -> dict:
+def export_run(workdir: str, out_dir: str, *, allow_unfinished: bool = False, verify: bool = True, nets=None) -> dict:
     """Export the run in `workdir` to `out_dir` (see the module docstring for what is written).
 
     `out_dir` is created; an existing non-empty `out_dir` is refused unless it holds an earlier
     export, which is then replaced as a whole (the new export is written next to it, then swapped
     in, so a failure leaves the earlier one untouched). A run whose summary says it did not
     finish is refused unless `allow_unfinished`. With `verify`, the written SavedModel is
-    reloaded and checked against the Keras nets on a few images.
+    reloaded and checked against the Keras nets on a few images. `nets`: the run's nets, already
+    loaded (launch.export passes `DivideMix.from_run(workdir).nets`: this module cannot import the
+    task, which imports the zoo, which imports it); None reads them from the run directory.
 
     Returns {"out_dir", "files", "signatures", "replaced", "model_card"}.
     """
@@ -373,7 +375,7 @@ def export_run(workdir: str, out_dir: str, *, allow_unfinished: bool = False, ve
     import numpy as np
     import tensorflow as tf
 
-    nets = _load_nets(workdir, run["nets"])
+    nets = _load_nets(workdir, run["nets"]) if nets is None else list(nets)
     _check_nets(nets, run["dataset"], workdir)
     card = _card(run, workdir, nets)
 

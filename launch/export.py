@@ -35,7 +35,8 @@ def _export():
         raise DmkerasError("--workdir is required (the run directory of launch.train)")
     if not FLAGS.out:
         raise DmkerasError("--out is required (the export directory to write)")
-    result = export.export_run(FLAGS.workdir, FLAGS.out, allow_unfinished=FLAGS.allow_unfinished)
+    nets = _dividemix_nets(FLAGS.workdir)
+    result = export.export_run(FLAGS.workdir, FLAGS.out, allow_unfinished=FLAGS.allow_unfinished, nets=nets)
     card = result["model_card"]
     acc = card.get("test_acc_best")
     print(
@@ -52,6 +53,23 @@ def _export():
         f"[\"probabilities\"]; signatures: {', '.join(result['signatures'])}"
     )
     print(f"keras: dmkeras.export.load({result['out_dir']!r})")
+
+
+def _dividemix_nets(workdir):
+    """A DivideMix run's nets, loaded as Python users load the run (`dmkeras.DivideMix.from_run`);
+    None for a one-net run (standard, cleanlab) or a directory export_run will reject with its reason."""
+    from dmkeras.errors import DmkerasError
+    from dmkeras.rundir import RunDir
+
+    try:
+        method = RunDir(workdir).config().get("method", "dividemix")
+    except DmkerasError:
+        return None
+    if method != "dividemix":
+        return None
+    from dmkeras.task import DivideMix
+
+    return DivideMix.from_run(workdir).nets
 
 
 def main(argv):

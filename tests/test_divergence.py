@@ -24,7 +24,8 @@ def test_a_diverging_warmup_stops_at_its_step_with_one_line_and_no_checkpoint(tm
     message = str(error.value)
     assert "\n" not in message
     assert message.startswith("training diverged: epoch 1, warm-up step ")
-    assert "of net 1: the total loss is nan (not finite)" in message or "of net 1: the total loss is inf" in message and "lower the learning rate (now 1e+12)" in message
+    assert "of net 1: the total loss is nan (not finite)" in message or "of net 1: the total loss is inf" in message
+    assert "lower the learning rate (now 1e+12)" in message
     assert checkpoint.latest(str(tmp_path / "run")) is None  # the diverged epoch was not checkpointed
     assert not os.path.exists(tmp_path / "run" / "net1.keras")  # nor its non-finite nets saved
 
