@@ -646,7 +646,9 @@ class DivideMix(DivideMixModel):
         """The DivideMix model of a `launch.train` run directory (`--method=dividemix`): its two nets
         as they ended (net1.keras, net2.keras), its normalisation (dataset.json) and its DivideMix
         settings (config.json). Then `predict`, `evaluate`, `export`, `find_label_issues` or a
-        further `fit` (after `compile`) work as on a model trained in Python."""
+        further `fit` (after `compile`) work as on a model trained in Python. (The projection heads
+        of a `--contrastive_weight` run are not among the run's files, only in its checkpoint: a
+        further `fit` starts them anew.)"""
         from dmkeras.rundir import RunDir  # a run directory's reader; nothing of the task is in it
 
         run = RunDir(workdir)
