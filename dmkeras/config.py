@@ -267,6 +267,18 @@ class TrainConfig:
         return json.dumps(dataclasses.asdict(self), indent=2, sort_keys=True)
 
 
+# Fields added with a default other than what runs did before them: a config.json without the field ran with this.
+LEGACY_DEFAULTS = {"momentum_buffer": "keras"}
+
+
+def recorded_defaults() -> dict:
+    """What a config.json that lacks a field ran with: the field's default, or its LEGACY_DEFAULTS
+    value (config.json files from before a field existed keep working, and compare equal)."""
+    defaults = {field.name: field.default for field in dataclasses.fields(TrainConfig)}
+    defaults.update(LEGACY_DEFAULTS)
+    return defaults
+
+
 def parse_image_size(text: str):
     """"224,224" or "224" -> (224, 224); "" -> None."""
     if not text:

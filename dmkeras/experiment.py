@@ -14,15 +14,12 @@ from dmkeras import callbacks as callbacks_lib
 from dmkeras import checkpoint, distribute, input_transform, metrics, trainer, zoo
 from dmkeras import codivide as codivide_lib
 from dmkeras.codivide import CoDivide
-from dmkeras.config import TrainConfig, parse_backbone_args, parse_image_size
+from dmkeras.config import TrainConfig, parse_backbone_args, parse_image_size, recorded_defaults
 from dmkeras.data import noise as noise_lib
 from dmkeras.data import pipeline, sources
 from dmkeras.data.augment import AugmentConfig
 from dmkeras.errors import ConfigError, DmkerasError, TrainingDiverged
 from dmkeras.rundir import RunDir
-
-# Settings added after runs were made with another behaviour: a config.json without them ran this way.
-LEGACY_DEFAULTS = {"momentum_buffer": "keras"}
 
 
 @dataclasses.dataclass
@@ -461,8 +458,7 @@ def _checkpoint_to_resume(config: TrainConfig) -> str | None:
     except DmkerasError:  # missing or unreadable: every setting then counts as its default
         previous = {}
     current = dataclasses.asdict(config)
-    defaults = {field.name: field.default for field in dataclasses.fields(TrainConfig)}  # settings added since
-    defaults.update(LEGACY_DEFAULTS)
+    defaults = recorded_defaults()  # settings added since
     differs = sorted(k for k in current if k != "verbose" and previous.get(k, defaults[k]) != current[k])
     if differs:
         raise ConfigError(

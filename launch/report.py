@@ -26,6 +26,7 @@ import sys
 
 import numpy as np
 
+from dmkeras.config import recorded_defaults
 from dmkeras.errors import DmkerasError
 from dmkeras.rundir import RunDir
 
@@ -75,8 +76,10 @@ def group_runs(workdirs, over=("seed",)) -> list[list[str]]:
     """The run directories grouped by their config.json without the fields of `over` (and
     NOT_CONFIG), in order of first appearance."""
     groups: dict[str, list[str]] = {}
+    defaults = recorded_defaults()  # a config.json from before a field existed ran with its default
     for workdir in workdirs:
         config, _ = _read(workdir)
+        config = {**defaults, **config}
         key = json.dumps({k: v for k, v in config.items() if k not in (*NOT_CONFIG, *over)}, sort_keys=True)
         groups.setdefault(key, []).append(workdir)
     return list(groups.values())

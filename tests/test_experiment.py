@@ -41,7 +41,7 @@ def test_dataset_with_its_own_noisy_labels_refuses_synthetic_noise(tmp_path, dig
     y = rng.integers(0, 3, 30)
     np.savez(path, x_train=random_images(rng, 30, (8, 8)), y_train=y, y_train_clean=(y + 1) % 3,
              x_test=random_images(rng, 9, (8, 8)), y_test=rng.integers(0, 3, 9))
-    with pytest.raises(DmkerasError, match="--noise_mode=none"):
+    with pytest.raises(DmkerasError, match="use noise_mode=none"):
         experiment.load_data(digits_config(tmp_path, dataset=f"npz:{path}", noise_mode="sym"))
     data = experiment.load_data(digits_config(tmp_path, dataset=f"npz:{path}", noise_mode="none", train_limit=0))
     assert data.noise_rate_actual == 1.0 and np.array_equal(data.true_labels, (y + 1) % 3)

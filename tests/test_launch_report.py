@@ -132,3 +132,13 @@ def test_plot_draws_one_bar_per_row(tmp_path, monkeypatch):
     monkeypatch.undo()
     report.plot(runs, str(tmp_path / "bars.png"))
     assert (tmp_path / "bars.png").read_bytes()[:4] == b"\x89PNG"
+
+
+def test_a_config_from_before_a_field_existed_groups_with_runs_at_its_default(tmp_path):
+    old = _seeded(tmp_path / "old_seed0", 0, 0.9, 0.88)  # no contrastive_weight: written before it existed
+    new = _seeded(tmp_path / "new_seed1", 1, 0.9, 0.86)
+    config = json.loads((tmp_path / "new_seed1" / "config.json").read_text())
+    (tmp_path / "new_seed1" / "config.json").write_text(json.dumps({**config, "contrastive_weight": 0.0, "momentum_buffer": "keras"}))
+    assert report.group_runs([old, new]) == [[old, new]]
+    (tmp_path / "new_seed1" / "config.json").write_text(json.dumps({**config, "contrastive_weight": 0.025}))
+    assert report.group_runs([old, new]) == [[old], [new]]
