@@ -18,7 +18,7 @@ DIVISIONS = ("gmm", "per_class_gmm", "class_floor", "unicon")  # as dmkeras.divi
 MIXED_PRECISION = ("off", "mixed_float16", "mixed_bfloat16")  # as dmkeras.precision.MODES
 MOMENTUM_BUFFERS = ("torch", "keras")  # as dmkeras.optimizers.MOMENTUM_BUFFERS
 SSL_ROWS = ("all", "labeled")  # as dmkeras.model.SSL_ROWS
-AUGMENTATIONS = ("crop", "resized_crop", "flip")  # as dmkeras.data.augment.AUGMENTATIONS
+AUGMENTATIONS = ("crop", "resized_crop", "flip")  # --augment names (dmkeras.data.augment re-exports it)
 AUGDESC = ("off", "ws", "ws_saw", "ws_randaugment")  # issue 12: as dmkeras.data.augment.AUGDESC
 INPUT_TRANSFORMS = ("auto", "dataset", "caffe", "tf", "torch")  # as dmkeras.input_transform
 VAL_KINDS = ("folder", "csv", "npz", "clothing1m")  # --val_dataset forms, as dmkeras.data.sources.VAL_KINDS
@@ -242,10 +242,7 @@ class TrainConfig:
         check(self.train_limit >= 0, f"train_limit must be >= 0, got {self.train_limit}")
         check(self.test_limit >= 0, f"test_limit must be >= 0, got {self.test_limit}")
         check(self.pad >= 0, f"pad must be >= 0, got {self.pad}")
-        names = [t.strip() for t in self.augment.split(",") if t.strip() and t.strip() != "none"]
-        unknown = sorted(set(names) - set(AUGMENTATIONS))
-        check(not unknown, f"augment={self.augment!r}: unknown augmentation {unknown[0] if unknown else ''!r}: "
-              f"use a comma list of {', '.join(AUGMENTATIONS)}, or none")
+        parse_augment(self.augment)
         check(self.cpu_replicas >= 0, f"cpu_replicas must be >= 0, got {self.cpu_replicas}")
         check(
             self.cpu_replicas <= 1 or self.strategy == "mirrored",
@@ -277,6 +274,23 @@ def recorded_defaults() -> dict:
     defaults = {field.name: field.default for field in dataclasses.fields(TrainConfig)}
     defaults.update(LEGACY_DEFAULTS)
     return defaults
+
+
+def parse_augment(text: str) -> list[str]:
+    """The augmentations an --augment value names ("crop,flip", "none" -> []), checked; the one
+    parser of the names (dmkeras.data.augment.AugmentConfig.parse builds on it)."""
+    names = [t.strip() for t in text.split(",") if t.strip()]
+    if names == ["none"]:
+        names = []
+    unknown = sorted(set(names) - set(AUGMENTATIONS))
+    if unknown:
+        raise ConfigError(
+            f"augment={text!r}: unknown augmentation {unknown[0]!r}: use a comma list of {', '.join(AUGMENTATIONS)}, or none",
+            ("augment",),
+        )
+    if "crop" in names and "resized_crop" in names:
+        raise ConfigError(f"augment={text!r}: crop and resized_crop are exclusive: use one of them", ("augment",))
+    return names
 
 
 def parse_image_size(text: str):

@@ -829,7 +829,6 @@ def _check_settings(**settings) -> dict:
     checked = dict(settings)
     checked["confidence_penalty"] = "on" if settings["confidence_penalty"] else "off"
     _config(epochs=max(settings["warm_up"], 1), **checked)
-    AugmentConfig.parse(settings["augment"], settings["pad"])  # its ConfigError names augment / pad
     return settings
 
 

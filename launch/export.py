@@ -61,11 +61,12 @@ def _dividemix_nets(workdir):
     from dmkeras.errors import DmkerasError
     from dmkeras.rundir import RunDir
 
+    run = RunDir(workdir)
     try:
-        method = RunDir(workdir).config().get("method", "dividemix")
+        method = run.config().get("method", "dividemix")
     except DmkerasError:
         return None
-    if method != "dividemix":
+    if method != "dividemix" or len(run.net_paths()) < 2:  # export_run names what is missing
         return None
     from dmkeras.task import DivideMix
 

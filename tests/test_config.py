@@ -10,12 +10,6 @@ def test_division_names_agree_with_the_division_module():
     assert config.DIVISIONS == division.DIVISIONS
 
 
-def test_augmentation_names_agree_with_the_augment_module():
-    from dmkeras.data import augment
-
-    assert config.AUGMENTATIONS == augment.AUGMENTATIONS
-
-
 def test_mixed_precision_modes_agree_with_the_precision_module():
     from dmkeras import precision
 
@@ -35,6 +29,7 @@ def test_mixed_precision_modes_agree_with_the_precision_module():
         ({"backbone_args": "alpha"}, "--backbone_args: expected key=value, got 'alpha'"),
         ({"workdir": ""}, "--workdir is required"),
         ({"augment": "crop,rotate"}, "--augment='crop,rotate': unknown augmentation 'rotate': use a comma list of crop, resized_crop, flip, or none"),
+        ({"augment": "crop,resized_crop"}, "--augment='crop,resized_crop': crop and resized_crop are exclusive: use one of them"),
         ({"contrastive_weight": -0.5}, "--contrastive_weight must be >= 0, got -0.5"),
         ({"contrastive_temperature": 0.0}, "--contrastive_temperature must be > 0, got 0.0"),
         ({"mixed_precision": "float16"}, "--mixed_precision must be one of off, mixed_float16, mixed_bfloat16, got 'float16'"),

@@ -10,10 +10,9 @@ import math
 
 import tensorflow as tf
 
+from dmkeras.config import AUGMENTATIONS, parse_augment  # noqa: F401  (AUGMENTATIONS: re-exported)
 from dmkeras.errors import ConfigError, DmkerasError
 from dmkeras.input_transform import normalize  # noqa: F401  (the pipelines import it from here)
-
-AUGMENTATIONS = ("crop", "resized_crop", "flip")
 
 RESIZED_CROP_SCALE = (0.08, 1.0)  # torchvision's RandomResizedCrop defaults
 RESIZED_CROP_RATIO = (3 / 4, 4 / 3)
@@ -43,18 +42,7 @@ class AugmentConfig:
     @classmethod
     def parse(cls, text: str, pad: int) -> "AugmentConfig":
         """From a flag value such as "crop,flip", "crop" or "none"."""
-        names = [t.strip() for t in text.split(",") if t.strip()]
-        if names == ["none"]:
-            names = []
-        unknown = sorted(set(names) - set(AUGMENTATIONS))
-        # field-named (ConfigError): launch/ shows them as --augment / --pad
-        if unknown:
-            raise ConfigError(
-                f"augment={text!r}: unknown augmentation {unknown[0]!r}: use a comma list of {', '.join(AUGMENTATIONS)}, or none",
-                ("augment",),
-            )
-        if "crop" in names and "resized_crop" in names:
-            raise ConfigError(f"augment={text!r}: crop and resized_crop are exclusive: use one of them", ("augment",))
+        names = parse_augment(text)  # its ConfigError names augment; launch/ shows --augment
         if pad < 0:
             raise ConfigError(f"pad must be >= 0, got {pad}", ("pad",))
         return cls(crop="crop" in names, flip="flip" in names, pad=pad, resized_crop="resized_crop" in names)

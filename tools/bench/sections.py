@@ -53,8 +53,9 @@ TRAIN_PASSTHROUGH = ("jit_compile", "mixed_precision")
 """TrainConfig fields the bench takes as flags too, when TrainConfig has them."""
 
 PIPELINE_BATCHES = 50
-CONTRASTIVE_WEIGHT = 0.025  # UNICON's lambda_c (section 6; the weight does not change the cost)
 """Batches the input pipeline produces when timed alone (section 5)."""
+
+CONTRASTIVE_WEIGHT = 0.025  # UNICON's lambda_c (section 6; the weight does not change the cost)
 
 GMM_BLOCK = 5
 """Timed GMM fits per block (section 3), after one untimed."""
