@@ -72,11 +72,11 @@ def _net_files(run: RunDir, config: TrainConfig) -> list[str]:
         run_config = run.config()
     except DmkerasError as error:
         raise ConfigError(f"from_run {error}", ("from_run",)) from None  # "from_run DIR: not a dmkeras run directory (no config.json)"
-    defaults = TrainConfig()  # a config.json from before a field existed ran with its default
+    defaults, current = TrainConfig().flat(), config.flat()  # a config.json from before a field existed ran with its default
     for name in _DATA_FIELDS:
-        if run_config.get(name, getattr(defaults, name)) != getattr(config, name):
+        if run_config.get(name, defaults[name]) != current[name]:
             raise ConfigError(
-                f"from_run {run_dir} was trained with {name}={run_config.get(name)!r}, not {getattr(config, name)!r}",
+                f"from_run {run_dir} was trained with {name}={run_config.get(name)!r}, not {current[name]!r}",
                 ("from_run", name),
             )
     nets = run.net_paths()
@@ -100,15 +100,15 @@ def _scoring_nets(source: RunDir, net_files: list[str]) -> list:
 def _scoring_config(config: TrainConfig, scoring: str, workdir: str) -> TrainConfig:
     """The TrainConfig of the scoring model that --scoring names, announced in one line."""
     if scoring == "dividemix":
-        what = f"DivideMix, {config.epochs} epochs ({config.warm_up} of warm-up)"
-        scoring_config = dataclasses.replace(config, workdir=workdir, method="dividemix")
+        what = f"DivideMix, {config.optim.epochs} epochs ({config.optim.warm_up} of warm-up)"
+        scoring_config = config.replace(workdir=workdir, method="dividemix")
     elif scoring == "warmup":  # CE (+ the confidence penalty under asym noise) for the recipe's warm-up only
-        epochs = max(config.warm_up, 1)
+        epochs = max(config.optim.warm_up, 1)
         what = f"CE warm-up, {epochs} epochs"
-        scoring_config = dataclasses.replace(config, workdir=workdir, method="dividemix", epochs=epochs, warm_up=epochs)
+        scoring_config = config.replace(workdir=workdir, method="dividemix", epochs=epochs, warm_up=epochs)
     else:  # the seed note's protocol: warm-up steps for every epoch
-        what = f"CE warm-up, {config.epochs} epochs"
-        scoring_config = dataclasses.replace(config, workdir=workdir, method="dividemix", warm_up=config.epochs)
+        what = f"CE warm-up, {config.optim.epochs} epochs"
+        scoring_config = config.replace(workdir=workdir, method="dividemix", warm_up=config.optim.epochs)
     print(f"training a scoring model (2 nets, {what}) in {workdir}", flush=True)
     return scoring_config
 
@@ -117,7 +117,7 @@ def run(config: TrainConfig, audit_config: AuditConfig) -> dict:
     config.validate()
     audit_config.validate()
     thresholds = audit.parse_thresholds(audit_config.thresholds)
-    workdir = config.workdir
+    workdir = config.runtime.workdir
     out = RunDir(workdir)
     os.makedirs(workdir, exist_ok=True)
     run_dir = audit_config.from_run
@@ -134,40 +134,40 @@ def run(config: TrainConfig, audit_config: AuditConfig) -> dict:
     nets = _scoring_nets(source, net_files)
     for path, net in zip(net_files, nets):
         if net.output_shape[-1] != split.num_classes:
-            raise DmkerasError(f"{path} predicts {net.output_shape[-1]} classes, {config.dataset} has {split.num_classes}")
+            raise DmkerasError(f"{path} predicts {net.output_shape[-1]} classes, {config.data.dataset} has {split.num_classes}")
     bank = pipeline.make_bank(split.x_train, split.mean, split.std, AugmentConfig.parse("none", 0))
-    logits = [net.predict(bank.eval_dataset(config.eval_batch_size), verbose=0) for net in nets]
+    logits = [net.predict(bank.eval_dataset(config.optim.eval_batch_size), verbose=0) for net in nets]
     scores = audit.score_samples(
-        logits, labels, split.num_classes, strategy=config.division, class_floor=config.class_floor,
-        p_threshold=config.p_threshold, true_labels=true_labels,
+        logits, labels, split.num_classes, strategy=config.dividemix.division, class_floor=config.dividemix.class_floor,
+        p_threshold=config.dividemix.p_threshold, true_labels=true_labels,
     )
     audit.write_samples_csv(out.file(RunDir.SAMPLES), scores)
 
     rows = audit.sweep(
         scores.mean_clean_prob, labels, split.num_classes, thresholds, true_labels=true_labels,
-        strategy=config.division, class_floor=config.class_floor,
+        strategy=config.dividemix.division, class_floor=config.dividemix.class_floor,
     )
     if audit_config.retrain:
-        epochs = audit_config.retrain_epochs or config.epochs
+        epochs = audit_config.retrain_epochs or config.optim.epochs
         for row in rows:
             kept = np.flatnonzero(
-                audit.kept_mask(scores.mean_clean_prob, labels, row["threshold"], strategy=config.division, class_floor=config.class_floor)
+                audit.kept_mask(scores.mean_clean_prob, labels, row["threshold"], strategy=config.dividemix.division, class_floor=config.dividemix.class_floor)
             )
             if len(kept) == 0:
                 print(f"threshold {row['threshold']:g} keeps no sample: nothing to retrain on", flush=True)
                 continue
-            print(f"retraining {config.backbone} on the {len(kept)} samples kept at threshold {row['threshold']:g}", flush=True)
+            print(f"retraining {config.model.backbone} on the {len(kept)} samples kept at threshold {row['threshold']:g}", flush=True)
             _, history = experiment.train_baseline(config, split, split.x_train[kept], labels[kept], epochs=epochs)
             row["test_acc"] = float(np.mean([h["test_acc"] for h in history[-10:]]))
     columns = audit.sweep_columns(split.num_classes, true_labels is not None, audit_config.retrain)
     audit.write_sweep_csv(out.file(RunDir.SWEEP), rows, columns)
-    print(f"\nThreshold sweep ({config.division} division, {len(labels)} training samples, mean clean probability >= threshold)")
+    print(f"\nThreshold sweep ({config.dividemix.division} division, {len(labels)} training samples, mean clean probability >= threshold)")
     print(audit.sweep_table(rows, split.num_classes), flush=True)
 
-    summary = {"from_run": run_dir, "division": config.division, "num_samples": len(labels), "sweep": rows}
+    summary = {"from_run": run_dir, "division": config.dividemix.division, "num_samples": len(labels), "sweep": rows}
     if true_labels is not None:
         summary["dividemix_detector"] = audit.detection_metrics(
-            scores.mean_clean_prob <= config.p_threshold, 1.0 - scores.mean_clean_prob, scores.is_noisy
+            scores.mean_clean_prob <= config.dividemix.p_threshold, 1.0 - scores.mean_clean_prob, scores.is_noisy
         )
     if audit_config.compare == "cleanlab":
         from dmkeras import compare

@@ -21,18 +21,18 @@ def cleanlab_side_by_side(config, audit_config, split, labels, true_labels, scor
     probs = experiment.cross_validated_probs(config, split, labels, folds=audit_config.cv_folds, epochs=audit_config.cv_epochs)
     cleanlab_flags = cleanlab.filter.find_label_issues(labels, probs)
     cleanlab_quality = cleanlab.rank.get_label_quality_scores(labels, probs)
-    dividemix_flags = scores.mean_clean_prob <= config.p_threshold
+    dividemix_flags = scores.mean_clean_prob <= config.dividemix.p_threshold
     results = {
         "dividemix": audit.detection_metrics(dividemix_flags, 1.0 - scores.mean_clean_prob, is_noisy),
         "cleanlab": audit.detection_metrics(cleanlab_flags, 1.0 - cleanlab_quality, is_noisy),
     }
-    epochs = audit_config.retrain_epochs or config.epochs
+    epochs = audit_config.retrain_epochs or config.optim.epochs
     for name, flags in (("dividemix", dividemix_flags), ("cleanlab", cleanlab_flags)):
         kept = np.flatnonzero(~flags)
         if len(kept) == 0:
             print(f"{name} flags every sample: nothing to retrain on", flush=True)
             continue
-        print(f"retraining {config.backbone} on the {len(kept)} samples {name} keeps", flush=True)
+        print(f"retraining {config.model.backbone} on the {len(kept)} samples {name} keeps", flush=True)
         _, history = experiment.train_baseline(config, split, split.x_train[kept], labels[kept], epochs=epochs)
         results[name]["test_acc_after_cleaning"] = float(np.mean([h["test_acc"] for h in history[-10:]]))
     print("\n" + comparison_table(results), flush=True)

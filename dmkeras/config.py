@@ -1,12 +1,16 @@
-"""The plain configuration object of a training run.
+"""The typed configuration of a training run: a `TrainConfig` of six sections (data, noise,
+model, optim, dividemix, runtime), each a dataclass that checks its own fields.
 
-`launch/` parses flags into a `TrainConfig`; the library only ever sees this dataclass. The run
-directory records it as `config.json`.
+`launch/` parses flags into a `TrainConfig` once; the library only ever sees these dataclasses,
+and its errors name fields (`ConfigError`), which launch/ writes as flags. Field names are unique
+across sections, so a flag, a config.json key and a `DivideMix` argument all spell a setting the
+same way; the run directory records the config flat, as `config.json`.
 """
 
 import dataclasses
 import json
 import re
+import typing
 
 from dmkeras.errors import ConfigError
 
@@ -28,11 +32,17 @@ def _field(default, help_text):
     return dataclasses.field(default=default, metadata={"help": help_text})
 
 
-@dataclasses.dataclass
-class TrainConfig:
-    """Every setting of a run. Defaults are the paper's CIFAR-10 settings where it has one."""
+def _check(ok, message, *other_fields):
+    """Raise ConfigError(message) unless ok; the message's first word is the field it checks, and
+    other_fields are the other fields it names (launch/ writes all of them as flags)."""
+    if not ok:
+        raise ConfigError(message, (re.match(r"[a-z_0-9]+", message).group(0), *other_fields))
 
-    # data
+
+@dataclasses.dataclass
+class DataConfig:
+    """Where the images come from, how they are split and augmented."""
+
     dataset: str = _field("digits", "digits | npz:PATH | tfds:NAME | fashion_mnist (its IDX files in --data_dir, "
                           "/usr/share/datasets/fashion-mnist or ~/.keras/datasets/fashion-mnist) | idx:DIR (an MNIST-format "
                           "folder, optional classes.txt) | folder:PATH | csv:FILE | clothing1m:ROOT | webvision:ROOT")
@@ -78,13 +88,55 @@ class TrainConfig:
     pad: int = _field(4, 'padding of the random crop')
     augdesc: str = _field("off", "AugDesc (issue 12): off | ws (strong views for the gradient step, weak for guessing) | ws_saw | ws_randaugment")
 
-    # noise
+    def validate(self) -> "DataConfig":
+        _check(0.0 < self.test_fraction < 1.0, f"test_fraction must be in (0, 1), got {self.test_fraction}")
+        val_kind, _, val_rest = self.val_dataset.partition(":")
+        _check(
+            self.val_dataset in ("", "none") or (val_kind in VAL_KINDS and bool(val_rest)),
+            f"val_dataset must be {', '.join(k + ':...' for k in VAL_KINDS)}, none or '' (automatic), got {self.val_dataset!r}",
+        )
+        size = parse_image_size(self.image_size)
+        _check(self.resize_shorter >= 0, f"resize_shorter must be >= 0, got {self.resize_shorter}")
+        _check(not self.resize_shorter or self.stream, "resize_shorter needs stream (in-memory images are resized to image_size once)", "stream", "image_size")
+        _check(not self.stream or bool(self.image_size), "stream needs image_size=H,W", "image_size")
+        _check(
+            not self.resize_shorter or self.resize_shorter >= max(size or (0,)),
+            f"resize_shorter={self.resize_shorter} is smaller than the image_size={self.image_size} crop", "image_size",
+        )
+        _check(self.num_batches >= 0, f"num_batches must be >= 0, got {self.num_batches}")
+        _check(0.0 <= self.val_fraction < 1.0, f"val_fraction must be in [0, 1), got {self.val_fraction}")
+        _check(
+            not self.val_fraction or self.val_dataset in ("", "none"),
+            f"val_fraction carves a validation set out of the training set; val_dataset={self.val_dataset} gives another one: use one of them", "val_dataset",
+        )
+        _check(self.split_seed >= 0, f"split_seed must be >= 0, got {self.split_seed}")
+        _check(self.train_limit >= 0, f"train_limit must be >= 0, got {self.train_limit}")
+        _check(self.test_limit >= 0, f"test_limit must be >= 0, got {self.test_limit}")
+        _check(self.pad >= 0, f"pad must be >= 0, got {self.pad}")
+        parse_augment(self.augment)
+        _check(self.augdesc in AUGDESC, f"augdesc must be one of {', '.join(AUGDESC)}, got {self.augdesc!r}")  # issue 12
+        return self
+
+
+@dataclasses.dataclass
+class NoiseConfig:
+    """The label noise injected into the training labels."""
+
     noise_mode: str = _field("sym", 'sym | asym | none')
     noise_rate: float = _field(0.5, "fraction r of training samples whose label is resampled (sym) or mapped (asym)")
     asym_map: str = _field("", '"src:dst,..." (default for asym: the CIFAR-10 / CIFAR-100 map by dataset)')
     noise_file: str = _field("", 'reference JSON noise file: reused when it exists, written when not')
 
-    # model
+    def validate(self) -> "NoiseConfig":
+        _check(self.noise_mode in NOISE_MODES, f"noise_mode must be one of {', '.join(NOISE_MODES)}, got {self.noise_mode!r}")
+        _check(0.0 <= self.noise_rate <= 1.0, f"noise_rate must be in [0, 1], got {self.noise_rate}")
+        return self
+
+
+@dataclasses.dataclass
+class ModelConfig:
+    """The training method and the backbone it trains."""
+
     method: str = _field(
         "dividemix",
         "dividemix | standard (plain CE) | cleanlab (filter and retrain: out-of-fold probabilities from --cleanlab_folds CE "
@@ -106,7 +158,21 @@ class TrainConfig:
         "dataset | " + " | ".join(INPUT_TRANSFORMS[2:]),
     )
 
-    # optimisation (reference: SGD momentum 0.9, lr / 10 at lr_drop_epoch)
+    def validate(self) -> "ModelConfig":
+        _check(self.method in METHODS, f"method must be one of {', '.join(METHODS)}, got {self.method!r}")
+        _check(self.cleanlab_folds >= 2, f"cleanlab_folds must be >= 2, got {self.cleanlab_folds}")
+        _check(
+            self.input_transform in INPUT_TRANSFORMS,
+            f"input_transform must be one of {', '.join(INPUT_TRANSFORMS)}, got {self.input_transform!r}",
+        )
+        parse_backbone_args(self.backbone_args)
+        return self
+
+
+@dataclasses.dataclass
+class OptimConfig:
+    """The optimiser and schedule (the reference: SGD, momentum 0.9, lr / 10 at lr_drop_epoch)."""
+
     epochs: int = _field(300, "number of epochs, warm-up included")
     warm_up: int = _field(10, "epochs of plain CE training before the first co-divide")
     lr: float = _field(0.02, "initial SGD learning rate")
@@ -123,7 +189,26 @@ class TrainConfig:
     )
     eval_batch_size: int = _field(500, "global batch of the no-grad passes (co-divide losses, test), split over the replicas")
 
-    # DivideMix
+    def validate(self) -> "OptimConfig":
+        _check(self.epochs >= 1, f"epochs must be >= 1, got {self.epochs}")
+        _check(0 <= self.warm_up <= self.epochs, f"warm_up must be in [0, epochs={self.epochs}], got {self.warm_up}")
+        _check(self.lr > 0, f"lr must be > 0, got {self.lr}")
+        _check(self.lr_drop_epoch >= 0, f"lr_drop_epoch must be >= 0, got {self.lr_drop_epoch}")
+        _check(0.0 <= self.momentum < 1.0, f"momentum must be in [0, 1), got {self.momentum}")
+        _check(
+            self.momentum_buffer in MOMENTUM_BUFFERS,
+            f"momentum_buffer must be one of {', '.join(MOMENTUM_BUFFERS)}, got {self.momentum_buffer!r}",
+        )
+        _check(self.weight_decay >= 0, f"weight_decay must be >= 0, got {self.weight_decay}")
+        _check(self.batch_size >= 1, f"batch_size must be >= 1, got {self.batch_size}")
+        _check(self.eval_batch_size >= 1, f"eval_batch_size must be >= 1, got {self.eval_batch_size}")
+        return self
+
+
+@dataclasses.dataclass
+class DivideMixConfig:
+    """DivideMix's own settings: co-divide, MixMatch, the losses."""
+
     mixup_alpha: float = _field(4.0, "MixMatch Beta(alpha, alpha)")
     temperature: float = _field(0.5, "sharpening temperature T")
     p_threshold: float = _field(0.5, "a sample is labeled when its clean probability exceeds this")
@@ -146,7 +231,34 @@ class TrainConfig:
         "on 4B rows) | labeled (its Clothing1M / WebVision scripts: L_x + penalty on the first 2B mixed rows)",
     )
 
-    # run
+    def validate(self) -> "DivideMixConfig":
+        _check(self.mixup_alpha > 0, f"mixup_alpha must be > 0, got {self.mixup_alpha}")
+        _check(self.temperature > 0, f"temperature must be > 0, got {self.temperature}")
+        _check(0.0 <= self.p_threshold <= 1.0, f"p_threshold must be in [0, 1], got {self.p_threshold}")
+        _check(self.lambda_u >= 0, f"lambda_u must be >= 0, got {self.lambda_u}")
+        _check(self.rampup_epochs > 0, f"rampup_epochs must be > 0, got {self.rampup_epochs}")
+        _check(self.division in DIVISIONS, f"division must be one of {', '.join(DIVISIONS)}, got {self.division!r}")
+        _check(0.0 <= self.class_floor <= 1.0, f"class_floor must be in [0, 1], got {self.class_floor}")
+        _check(self.loss_history >= 1, f"loss_history must be >= 1, got {self.loss_history}")
+        _check(self.contrastive_weight >= 0, f"contrastive_weight must be >= 0, got {self.contrastive_weight}")
+        _check(self.contrastive_temperature > 0, f"contrastive_temperature must be > 0, got {self.contrastive_temperature}")
+        _check(
+            self.confidence_penalty in CONFIDENCE_PENALTY,
+            f"confidence_penalty must be one of {', '.join(CONFIDENCE_PENALTY)}, got {self.confidence_penalty!r}",
+        )
+        _check(self.prior_penalty >= 0, f"prior_penalty must be >= 0, got {self.prior_penalty}")
+        _check(self.ssl_rows in SSL_ROWS, f"ssl_rows must be one of {', '.join(SSL_ROWS)}, got {self.ssl_rows!r}")
+        _check(
+            self.ssl_rows == "all" or self.lambda_u == 0,
+            f"ssl_rows=labeled trains on the labeled mixed rows only and has no L_u term: lambda_u must be 0, got {self.lambda_u:g}", "lambda_u",
+        )
+        return self
+
+
+@dataclasses.dataclass
+class RuntimeConfig:
+    """Seeding, devices, precision and the run directory."""
+
     seed: int = _field(0, "seeds noise, initialisation, shuffling, augmentation and mixing")
     strategy: str = _field(
         "default",
@@ -159,110 +271,116 @@ class TrainConfig:
     mixed_precision: str = _field("off", "off (float32) | mixed_float16 (with loss scaling) | mixed_bfloat16: the nets' compute dtype")
     workdir: str = _field("", "run directory: config, metrics.csv, summary.json, weights, plots")
     verbose: int = _field(1, '0 silent, 1 progress bars, 2 one line per pass')
-    def validate(self) -> "TrainConfig":
-        """Raise ConfigError naming the first bad setting by its field ("lr must be > 0, got -1";
-        launch/ shows it as "--lr must be > 0, got -1"); return self when all are fine."""
 
-        def check(ok, message, *other_fields):  # the message's first word is the field it checks
-            if not ok:
-                raise ConfigError(message, (re.match(r"[a-z_0-9]+", message).group(0), *other_fields))
-
-        check(self.method in METHODS, f"method must be one of {', '.join(METHODS)}, got {self.method!r}")
-        check(self.noise_mode in NOISE_MODES, f"noise_mode must be one of {', '.join(NOISE_MODES)}, got {self.noise_mode!r}")
-        check(0.0 <= self.noise_rate <= 1.0, f"noise_rate must be in [0, 1], got {self.noise_rate}")
-        check(self.strategy in STRATEGIES, f"strategy must be one of {', '.join(STRATEGIES)}, got {self.strategy!r}")
-        check(
-            self.mixed_precision in MIXED_PRECISION,
-            f"mixed_precision must be one of {', '.join(MIXED_PRECISION)}, got {self.mixed_precision!r}",
-        )
-        check(
-            self.confidence_penalty in CONFIDENCE_PENALTY,
-            f"confidence_penalty must be one of {', '.join(CONFIDENCE_PENALTY)}, got {self.confidence_penalty!r}",
-        )
-        check(self.cleanlab_folds >= 2, f"cleanlab_folds must be >= 2, got {self.cleanlab_folds}")
-        check(self.epochs >= 1, f"epochs must be >= 1, got {self.epochs}")
-        check(0 <= self.warm_up <= self.epochs, f"warm_up must be in [0, epochs={self.epochs}], got {self.warm_up}")
-        check(self.lr > 0, f"lr must be > 0, got {self.lr}")
-        check(self.lr_drop_epoch >= 0, f"lr_drop_epoch must be >= 0, got {self.lr_drop_epoch}")
-        check(0.0 <= self.momentum < 1.0, f"momentum must be in [0, 1), got {self.momentum}")
-        check(self.weight_decay >= 0, f"weight_decay must be >= 0, got {self.weight_decay}")
-        check(self.batch_size >= 1, f"batch_size must be >= 1, got {self.batch_size}")
-        check(self.eval_batch_size >= 1, f"eval_batch_size must be >= 1, got {self.eval_batch_size}")
-        check(self.mixup_alpha > 0, f"mixup_alpha must be > 0, got {self.mixup_alpha}")
-        check(self.temperature > 0, f"temperature must be > 0, got {self.temperature}")
-        check(0.0 <= self.p_threshold <= 1.0, f"p_threshold must be in [0, 1], got {self.p_threshold}")
-        check(self.lambda_u >= 0, f"lambda_u must be >= 0, got {self.lambda_u}")
-        check(self.rampup_epochs > 0, f"rampup_epochs must be > 0, got {self.rampup_epochs}")
-        check(self.division in DIVISIONS, f"division must be one of {', '.join(DIVISIONS)}, got {self.division!r}")
-        check(0.0 <= self.class_floor <= 1.0, f"class_floor must be in [0, 1], got {self.class_floor}")
-        check(self.augdesc in AUGDESC, f"augdesc must be one of {', '.join(AUGDESC)}, got {self.augdesc!r}")  # issue 12
-        check(self.loss_history >= 1, f"loss_history must be >= 1, got {self.loss_history}")
-        check(self.prior_penalty >= 0, f"prior_penalty must be >= 0, got {self.prior_penalty}")
-        check(self.contrastive_weight >= 0, f"contrastive_weight must be >= 0, got {self.contrastive_weight}")
-        check(self.contrastive_temperature > 0, f"contrastive_temperature must be > 0, got {self.contrastive_temperature}")
-        check(self.ssl_rows in SSL_ROWS, f"ssl_rows must be one of {', '.join(SSL_ROWS)}, got {self.ssl_rows!r}")
-        check(
-            self.ssl_rows == "all" or self.lambda_u == 0,
-            f"ssl_rows=labeled trains on the labeled mixed rows only and has no L_u term: lambda_u must be 0, got {self.lambda_u:g}", "lambda_u",
-        )
-        check(
-            self.momentum_buffer in MOMENTUM_BUFFERS,
-            f"momentum_buffer must be one of {', '.join(MOMENTUM_BUFFERS)}, got {self.momentum_buffer!r}",
-        )
-        check(
-            self.input_transform in INPUT_TRANSFORMS,
-            f"input_transform must be one of {', '.join(INPUT_TRANSFORMS)}, got {self.input_transform!r}",
-        )
-        check(0 <= self.freeze_epochs <= self.epochs, f"freeze_epochs must be in [0, epochs={self.epochs}], got {self.freeze_epochs}")
-        check(0.0 < self.test_fraction < 1.0, f"test_fraction must be in (0, 1), got {self.test_fraction}")
-        val_kind, _, val_rest = self.val_dataset.partition(":")
-        check(
-            self.val_dataset in ("", "none") or (val_kind in VAL_KINDS and bool(val_rest)),
-            f"val_dataset must be {', '.join(k + ':...' for k in VAL_KINDS)}, none or '' (automatic), got {self.val_dataset!r}",
-        )
-        size = parse_image_size(self.image_size)
-        check(self.resize_shorter >= 0, f"resize_shorter must be >= 0, got {self.resize_shorter}")
-        check(not self.resize_shorter or self.stream, "resize_shorter needs stream (in-memory images are resized to image_size once)", "stream", "image_size")
-        check(not self.stream or bool(self.image_size), "stream needs image_size=H,W", "image_size")
-        check(
-            not self.resize_shorter or self.resize_shorter >= max(size or (0,)),
-            f"resize_shorter={self.resize_shorter} is smaller than the image_size={self.image_size} crop", "image_size",
-        )
-        check(self.num_batches >= 0, f"num_batches must be >= 0, got {self.num_batches}")
-        check(
-            not self.num_batches or self.loss_history == 1,
-            "loss_history > 1 averages each sample's losses over epochs, which num_batches (a new sample of images every epoch) cannot do", "num_batches",
-        )
-        check(0.0 <= self.val_fraction < 1.0, f"val_fraction must be in [0, 1), got {self.val_fraction}")
-        check(
-            not self.val_fraction or self.val_dataset in ("", "none"),
-            f"val_fraction carves a validation set out of the training set; val_dataset={self.val_dataset} gives another one: use one of them", "val_dataset",
-        )
-        check(self.split_seed >= 0, f"split_seed must be >= 0, got {self.split_seed}")
-        check(self.train_limit >= 0, f"train_limit must be >= 0, got {self.train_limit}")
-        check(self.test_limit >= 0, f"test_limit must be >= 0, got {self.test_limit}")
-        check(self.pad >= 0, f"pad must be >= 0, got {self.pad}")
-        parse_augment(self.augment)
-        check(self.cpu_replicas >= 0, f"cpu_replicas must be >= 0, got {self.cpu_replicas}")
-        check(
+    def validate(self) -> "RuntimeConfig":
+        _check(self.strategy in STRATEGIES, f"strategy must be one of {', '.join(STRATEGIES)}, got {self.strategy!r}")
+        _check(self.cpu_replicas >= 0, f"cpu_replicas must be >= 0, got {self.cpu_replicas}")
+        _check(
             self.cpu_replicas <= 1 or self.strategy == "mirrored",
             f"cpu_replicas applies to strategy=mirrored only, got strategy={self.strategy}", "strategy",
         )
-        check(self.verbose in (0, 1, 2), f"verbose must be 0, 1 or 2, got {self.verbose}")
-        check(bool(self.workdir), "workdir is required")
-        parse_backbone_args(self.backbone_args)
+        _check(
+            self.mixed_precision in MIXED_PRECISION,
+            f"mixed_precision must be one of {', '.join(MIXED_PRECISION)}, got {self.mixed_precision!r}",
+        )
+        _check(self.verbose in (0, 1, 2), f"verbose must be 0, 1 or 2, got {self.verbose}")
+        _check(bool(self.workdir), "workdir is required")
+        return self
+
+
+SECTIONS = {
+    "data": DataConfig,
+    "noise": NoiseConfig,
+    "model": ModelConfig,
+    "optim": OptimConfig,
+    "dividemix": DivideMixConfig,
+    "runtime": RuntimeConfig,
+}
+"""TrainConfig's sections, by attribute name. Field names are unique across them: a field is
+named the same in a flag (--lambda_u), in config.json and in DivideMix's constructor."""
+
+SECTION_OF = {field.name: section for section, cls in SECTIONS.items() for field in dataclasses.fields(cls)}
+"""Each field's section: SECTION_OF["lambda_u"] == "dividemix"."""
+
+
+def flat_fields(config_class) -> list:
+    """The dataclass fields of a config class, with TrainConfig's sections opened up: one
+    (field, type) per flag."""
+    classes = SECTIONS.values() if config_class is TrainConfig else (config_class,)
+    return [(field, typing.get_type_hints(cls)[field.name]) for cls in classes for field in dataclasses.fields(cls)]
+
+
+@dataclasses.dataclass(init=False)
+class TrainConfig:
+    """Every setting of a run, in typed sections: `config.dividemix.lambda_u`, `config.optim.lr`.
+    Defaults are the paper's CIFAR-10 settings where it has one.
+
+    Build it from sections, from flat field names, or both (flat names win):
+    `TrainConfig(workdir="runs/x", lambda_u=0)`,
+    `TrainConfig(dividemix=DivideMixConfig(lambda_u=0), workdir="runs/x")`. `launch/` parses flags
+    into it once; `config.json` records it flat (`flat()`), as the flags name it.
+    """
+
+    data: DataConfig
+    noise: NoiseConfig
+    model: ModelConfig
+    optim: OptimConfig
+    dividemix: DivideMixConfig
+    runtime: RuntimeConfig
+
+    def __init__(self, data=None, noise=None, model=None, optim=None, dividemix=None, runtime=None, **fields):
+        given = {"data": data, "noise": noise, "model": model, "optim": optim, "dividemix": dividemix, "runtime": runtime}
+        unknown = sorted(set(fields) - set(SECTION_OF))
+        if unknown:
+            raise ConfigError(f"{unknown[0]} is not a TrainConfig field", (unknown[0],))
+        for section, cls in SECTIONS.items():
+            base = given[section]
+            if base is not None and not isinstance(base, cls):
+                raise TypeError(f"TrainConfig {section} must be a {cls.__name__}, got {type(base).__name__}")
+            changes = {name: value for name, value in fields.items() if SECTION_OF[name] == section}
+            setattr(self, section, dataclasses.replace(base, **changes) if base is not None else cls(**changes))
+
+    @classmethod
+    def from_flat(cls, values: dict, *, ignore_unknown: bool = False) -> "TrainConfig":
+        """A TrainConfig of flat field values (a config.json, parsed flags); with ignore_unknown,
+        names that are not fields (a newer or an older run's) are left out instead of refused."""
+        if ignore_unknown:
+            values = {name: value for name, value in values.items() if name in SECTION_OF}
+        return cls(**values)
+
+    def flat(self) -> dict:
+        """Every field by its flat name, as config.json and the flags have them."""
+        return {name: value for section in SECTIONS for name, value in dataclasses.asdict(getattr(self, section)).items()}
+
+    def replace(self, **fields) -> "TrainConfig":
+        """A copy with some fields changed, by their flat names: config.replace(workdir=..., epochs=1)."""
+        return TrainConfig(**{section: getattr(self, section) for section in SECTIONS}, **fields)
+
+    def validate(self) -> "TrainConfig":
+        """Raise ConfigError naming the first bad setting by its field ("lr must be > 0, got -1";
+        launch/ shows it as "--lr must be > 0, got -1"); return self when all are fine."""
+        for section in SECTIONS:
+            getattr(self, section).validate()
+        # the checks that span sections
+        _check(
+            0 <= self.model.freeze_epochs <= self.optim.epochs,
+            f"freeze_epochs must be in [0, epochs={self.optim.epochs}], got {self.model.freeze_epochs}",
+        )
+        _check(
+            not self.data.num_batches or self.dividemix.loss_history == 1,
+            "loss_history > 1 averages each sample's losses over epochs, which num_batches (a new sample of images every epoch) cannot do", "num_batches",
+        )
         return self
 
     @property
     def use_confidence_penalty(self) -> bool:
         """The reference adds it in warm-up under asymmetric noise only."""
-        if self.confidence_penalty == "auto":
-            return self.noise_mode == "asym"
-        return self.confidence_penalty == "on"
+        if self.dividemix.confidence_penalty == "auto":
+            return self.noise.noise_mode == "asym"
+        return self.dividemix.confidence_penalty == "on"
 
     def to_json(self) -> str:
-        return json.dumps(dataclasses.asdict(self), indent=2, sort_keys=True)
-
+        return json.dumps(self.flat(), indent=2, sort_keys=True)
 
 # Fields added with a default other than what runs did before them: a config.json without the field ran with this.
 LEGACY_DEFAULTS = {"momentum_buffer": "keras"}
@@ -271,7 +389,7 @@ LEGACY_DEFAULTS = {"momentum_buffer": "keras"}
 def recorded_defaults() -> dict:
     """What a config.json that lacks a field ran with: the field's default, or its LEGACY_DEFAULTS
     value (config.json files from before a field existed keep working, and compare equal)."""
-    defaults = {field.name: field.default for field in dataclasses.fields(TrainConfig)}
+    defaults = TrainConfig().flat()
     defaults.update(LEGACY_DEFAULTS)
     return defaults
 

@@ -40,49 +40,49 @@ def load_data(config: TrainConfig, write_noise_file: bool = True) -> NoisyData:
     `write_noise_file=False` (the non-chief workers of a multi-worker run): a --noise_file that
     exists is read, one that does not is not written (the labels are the same: same seed)."""
     split = sources.load_source(
-        config.dataset,
-        tfds_label=config.tfds_label or None,
-        data_dir=config.data_dir or None,
-        image_size=parse_image_size(config.image_size),
-        test_spec=config.test_dataset or None,
-        test_fraction=config.test_fraction,
-        skip_unreadable=config.skip_unreadable,
-        seed=config.seed,
-        stream=config.stream,
-        resize_shorter=config.resize_shorter,
-        val_spec=config.val_dataset or None,  # "" = automatic (clothing1m's clean val list), "none" = off
-        split_seed=config.split_seed,
+        config.data.dataset,
+        tfds_label=config.data.tfds_label or None,
+        data_dir=config.data.data_dir or None,
+        image_size=parse_image_size(config.data.image_size),
+        test_spec=config.data.test_dataset or None,
+        test_fraction=config.data.test_fraction,
+        skip_unreadable=config.data.skip_unreadable,
+        seed=config.runtime.seed,
+        stream=config.data.stream,
+        resize_shorter=config.data.resize_shorter,
+        val_spec=config.data.val_dataset or None,  # "" = automatic (clothing1m's clean val list), "none" = off
+        split_seed=config.data.split_seed,
     )
-    if config.val_fraction:
-        split = carve_validation(split, config.val_fraction, config.split_seed)
-    if config.train_limit:
+    if config.data.val_fraction:
+        split = carve_validation(split, config.data.val_fraction, config.data.split_seed)
+    if config.data.train_limit:
         split = dataclasses.replace(
             split,
-            x_train=split.x_train[: config.train_limit],
-            y_train=split.y_train[: config.train_limit],
-            y_train_clean=None if split.y_train_clean is None else split.y_train_clean[: config.train_limit],
+            x_train=split.x_train[: config.data.train_limit],
+            y_train=split.y_train[: config.data.train_limit],
+            y_train_clean=None if split.y_train_clean is None else split.y_train_clean[: config.data.train_limit],
         )
-    if config.test_limit:
-        split = dataclasses.replace(split, x_test=split.x_test[: config.test_limit], y_test=split.y_test[: config.test_limit])
+    if config.data.test_limit:
+        split = dataclasses.replace(split, x_test=split.x_test[: config.data.test_limit], y_test=split.y_test[: config.data.test_limit])
     # The nets' input transform: the one their --weights were trained with, else the data's own
     # statistics. It replaces the split's mean / std, so every bank, test set and export uses it.
-    transform = input_transform.choose(config.input_transform, config.backbone, config.weights or None, split.mean, split.std)
+    transform = input_transform.choose(config.model.input_transform, config.model.backbone, config.model.weights or None, split.mean, split.std)
     split = dataclasses.replace(split, mean=transform.mean, std=transform.std)
 
     if split.y_train_clean is not None:  # the dataset carries its own noise (cifar10_n, npz with y_train_clean)
-        if config.noise_mode != "none":
+        if config.noise.noise_mode != "none":
             raise ConfigError(
-                f"{config.dataset} already has noisy labels (its true labels are given separately): use noise_mode=none",
+                f"{config.data.dataset} already has noisy labels (its true labels are given separately): use noise_mode=none",
                 ("noise_mode",),
             )
         labels, true_labels, reused = split.y_train, split.y_train_clean, False
-    elif config.noise_mode == "none" or config.noise_rate == 0:
+    elif config.noise.noise_mode == "none" or config.noise.noise_rate == 0:
         labels, true_labels, reused = split.y_train, split.y_train, False
     else:
-        asym_map = asymmetric_map(config, split) if config.noise_mode == "asym" else None
-        args = dict(mode=config.noise_mode, rate=config.noise_rate, num_classes=split.num_classes, seed=config.seed, asym_map=asym_map)
-        if config.noise_file and (write_noise_file or os.path.exists(config.noise_file)):
-            labels, reused = noise_lib.noisy_labels_from_file_or_new(config.noise_file, split.y_train, **args)
+        asym_map = asymmetric_map(config, split) if config.noise.noise_mode == "asym" else None
+        args = dict(mode=config.noise.noise_mode, rate=config.noise.noise_rate, num_classes=split.num_classes, seed=config.runtime.seed, asym_map=asym_map)
+        if config.noise.noise_file and (write_noise_file or os.path.exists(config.noise.noise_file)):
+            labels, reused = noise_lib.noisy_labels_from_file_or_new(config.noise.noise_file, split.y_train, **args)
         else:
             labels, reused = noise_lib.make_noisy_labels(split.y_train, **args), False
         true_labels = split.y_train
@@ -137,14 +137,14 @@ def dataset_info(split: sources.SplitData, transform: input_transform.InputTrans
 
 def asymmetric_map(config: TrainConfig, split: sources.SplitData) -> dict:
     """--asym_map when given; otherwise the CIFAR-10 or CIFAR-100 map of the paper's benchmarks."""
-    if config.asym_map:
-        return noise_lib.parse_asym_map(config.asym_map, split.num_classes)
-    name = config.dataset.removeprefix("tfds:")
+    if config.noise.asym_map:
+        return noise_lib.parse_asym_map(config.noise.asym_map, split.num_classes)
+    name = config.data.dataset.removeprefix("tfds:")
     if name.startswith("cifar100"):
         return noise_lib.cifar100_asym_map()
     if name.startswith("cifar10"):
         return dict(noise_lib.CIFAR10_ASYM_MAP)
-    raise ConfigError(f"noise_mode=asym on {config.dataset} needs asym_map (e.g. asym_map=3:5,5:3,7:1)", ("noise_mode", "asym_map"))
+    raise ConfigError(f"noise_mode=asym on {config.data.dataset} needs asym_map (e.g. asym_map=3:5,5:3,7:1)", ("noise_mode", "asym_map"))
 
 
 def build_model(config: TrainConfig, num_classes: int, input_shape, mean=None, std=None):
@@ -162,30 +162,30 @@ def build_model(config: TrainConfig, num_classes: int, input_shape, mean=None, s
     from dmkeras.model import StandardModel
     from dmkeras.task import DivideMix, settings_from_config
 
-    kwargs = parse_backbone_args(config.backbone_args)
-    weights = config.weights or None
+    kwargs = parse_backbone_args(config.model.backbone_args)
+    weights = config.model.weights or None
 
     def backbone(name):
-        net = zoo.create_model(config.backbone, num_classes, tuple(input_shape), weights=weights, **kwargs)
+        net = zoo.create_model(config.model.backbone, num_classes, tuple(input_shape), weights=weights, **kwargs)
         net.name = name  # distinct names, so that both nets' weights save side by side
         return net
 
-    with precision.policy_scope(config.mixed_precision):
-        one_net = config.method in ("standard", "cleanlab")
+    with precision.policy_scope(config.runtime.mixed_precision):
+        one_net = config.model.method in ("standard", "cleanlab")
         nets = [backbone("net1")] if one_net else [backbone("net1"), backbone("net2")]
     if one_net:
         model = StandardModel(
-            *nets, num_classes=num_classes, weight_decay=config.weight_decay, confidence_penalty=config.use_confidence_penalty
+            *nets, num_classes=num_classes, weight_decay=config.optim.weight_decay, confidence_penalty=config.use_confidence_penalty
         )
-        sgd = optimizers.sgd(config.lr, config.momentum, config.momentum_buffer)
-        model.compile(precision.optimizer(sgd, config.mixed_precision), jit_compile=config.jit_compile)
+        sgd = optimizers.sgd(config.optim.lr, config.optim.momentum, config.optim.momentum_buffer)
+        model.compile(precision.optimizer(sgd, config.runtime.mixed_precision), jit_compile=config.runtime.jit_compile)
         return model
     model = DivideMix(tuple(nets), num_classes=num_classes, mean=mean, std=std, **settings_from_config(config))
     model.compile(
-        optimizer=keras.optimizers.SGD(config.lr, momentum=config.momentum),  # one copy per net, PyTorch's buffer or Keras'
-        weight_decay=config.weight_decay,
-        jit_compile=config.jit_compile,
-        momentum_buffer=config.momentum_buffer,
+        optimizer=keras.optimizers.SGD(config.optim.lr, momentum=config.optim.momentum),  # one copy per net, PyTorch's buffer or Keras'
+        weight_decay=config.optim.weight_decay,
+        jit_compile=config.runtime.jit_compile,
+        momentum_buffer=config.optim.momentum_buffer,
     )
     return model
 
@@ -194,9 +194,9 @@ def run(config: TrainConfig) -> dict:
     """Train as `config` says, write the run directory, print and return summary.json's content.
 
     Under `--strategy=multi_worker` every worker runs this; only the chief (worker 0, or the
-    `chief` task if TF_CONFIG has one) writes `config.workdir` and prints; the other workers
+    `chief` task if TF_CONFIG has one) writes `config.runtime.workdir` and prints; the other workers
     write to a scratch directory removed at the end (`distribute.output_directory`). Resuming
-    reads `config.workdir` on every worker, so it needs a filesystem they share.
+    reads `config.runtime.workdir` on every worker, so it needs a filesystem they share.
 
     With a validation set (`--val_dataset`, or Clothing1M's clean_val_key_list.txt) each epoch
     logs val_acc / val_acc_net1 / val_acc_net2, each net's best-validation weights are kept in
@@ -205,79 +205,79 @@ def run(config: TrainConfig) -> dict:
     last epoch's nets.
     """
     config.validate()
-    strategy = distribute.make_strategy(config.strategy, config.cpu_replicas)  # before TF touches devices
-    with distribute.output_directory(config.workdir, strategy) as out:
+    strategy = distribute.make_strategy(config.runtime.strategy, config.runtime.cpu_replicas)  # before TF touches devices
+    with distribute.output_directory(config.runtime.workdir, strategy) as out:
         chief = distribute.is_chief(strategy)
         if not chief:
             print(
                 f"worker {distribute.worker_index(strategy)} of {distribute.num_workers(strategy)}: training quietly; "
-                f"the chief writes {config.workdir}",
+                f"the chief writes {config.runtime.workdir}",
                 flush=True,
             )
-        return _run(config, strategy, out, chief, verbose=config.verbose if chief else 0)
+        return _run(config, strategy, out, chief, verbose=config.runtime.verbose if chief else 0)
 
 
 def _run(config: TrainConfig, strategy, out: str, chief: bool, verbose: int) -> dict:
-    """`run` in a strategy: read the run directory (resume) from `config.workdir`, write every
+    """`run` in a strategy: read the run directory (resume) from `config.runtime.workdir`, write every
     file to `out` (the workdir on the chief, a scratch directory on other workers)."""
     import keras
 
     resume_from = _checkpoint_to_resume(config)
     out_dir = RunDir(out)
-    out_dir.write_json(RunDir.CONFIG, dataclasses.asdict(config))
+    out_dir.write_json(RunDir.CONFIG, config.flat())
     data = load_data(config, write_noise_file=chief)
     split = data.split
     if resume_from:
-        saved = noise_lib.load_noise_file(RunDir(config.workdir).noisy_labels_path, len(data.labels), split.num_classes)
+        saved = noise_lib.load_noise_file(RunDir(config.runtime.workdir).noisy_labels_path, len(data.labels), split.num_classes)
         if not np.array_equal(saved, data.labels):
-            raise DmkerasError(f"{config.workdir}: the noisy labels differ from those the checkpoint was trained on")
+            raise DmkerasError(f"{config.runtime.workdir}: the noisy labels differ from those the checkpoint was trained on")
     noise_lib.save_noise_file(out_dir.noisy_labels_path, data.labels)
     out_dir.write_json(RunDir.DATASET, dataset_info(split, data.transform))
     if data.noise_rate_actual is not None and chief:
         print(
-            f"{config.dataset}: {len(data.labels)} training / {len(split.y_test)} test "
+            f"{config.data.dataset}: {len(data.labels)} training / {len(split.y_test)} test "
             + ("" if split.y_val is None else f"/ {len(split.y_val)} validation ")
             + f"images {split.image_shape}, "
-            f"{split.num_classes} classes; noise {config.noise_mode} {config.noise_rate:g}: "
+            f"{split.num_classes} classes; noise {config.noise.noise_mode} {config.noise.noise_rate:g}: "
             f"{data.noise_rate_actual:.4f} of the training labels are wrong"
-            + (f" (reused {config.noise_file})" if data.noise_file_reused else ""),
+            + (f" (reused {config.noise.noise_file})" if data.noise_file_reused else ""),
             flush=True,
         )
 
     filtered = None
-    if config.method == "cleanlab":  # the CE baseline on the samples cleanlab keeps
+    if config.model.method == "cleanlab":  # the CE baseline on the samples cleanlab keeps
         data, filtered = cleanlab_filter(config, data, out, verbose=verbose)
         split = data.split
-    keras.utils.set_random_seed(config.seed)
+    keras.utils.set_random_seed(config.runtime.seed)
     with strategy.scope():
         model = build_model(config, split.num_classes, split.image_shape, mean=split.mean, std=split.std)
     if verbose:
         workers = distribute.num_workers(strategy)
-        what = {"dividemix": f"dividemix with 2 x {config.backbone}", "standard": f"standard CE with {config.backbone}",
-                "cleanlab": f"standard CE with {config.backbone} on the {len(data.labels)} samples cleanlab keeps"}[config.method]
+        what = {"dividemix": f"dividemix with 2 x {config.model.backbone}", "standard": f"standard CE with {config.model.backbone}",
+                "cleanlab": f"standard CE with {config.model.backbone} on the {len(data.labels)} samples cleanlab keeps"}[config.model.method]
         print(what,
-              f"({model.nets[0].count_params():,} parameters each), strategy {config.strategy} "
+              f"({model.nets[0].count_params():,} parameters each), strategy {config.runtime.strategy} "
               f"({strategy.num_replicas_in_sync} replica(s)" + (f" on {workers} workers" if workers > 1 else "")
-              + f"), global batch {config.batch_size}", flush=True)
+              + f"), global batch {config.optim.batch_size}", flush=True)
 
-    bank = pipeline.make_bank(split.x_train, split.mean, split.std, AugmentConfig.parse(config.augment, config.pad))
-    test_data = pipeline.holdout_dataset(split.x_test, split.y_test, split.mean, split.std, config.eval_batch_size)
+    bank = pipeline.make_bank(split.x_train, split.mean, split.std, AugmentConfig.parse(config.data.augment, config.data.pad))
+    test_data = pipeline.holdout_dataset(split.x_test, split.y_test, split.mean, split.std, config.optim.eval_batch_size)
     extra_test_data = None
-    if config.extra_test_dataset:
+    if config.data.extra_test_dataset:
         images, labels = sources.load_extra_test(
-            config.extra_test_dataset, split, stream=config.stream, resize_shorter=config.resize_shorter,
-            skip_unreadable=config.skip_unreadable,
+            config.data.extra_test_dataset, split, stream=config.data.stream, resize_shorter=config.data.resize_shorter,
+            skip_unreadable=config.data.skip_unreadable,
         )
-        extra_test_data = pipeline.holdout_dataset(images, labels, split.mean, split.std, config.eval_batch_size)
+        extra_test_data = pipeline.holdout_dataset(images, labels, split.mean, split.std, config.optim.eval_batch_size)
     val_data = None  # the validation set (the reference's Clothing1M clean val list) selects each net's weights
     if split.x_val is not None:
-        val_data = pipeline.holdout_dataset(split.x_val, split.y_val, split.mean, split.std, config.eval_batch_size)
+        val_data = pipeline.holdout_dataset(split.x_val, split.y_val, split.mean, split.std, config.optim.eval_batch_size)
     codivide = codivide_lib.from_config(
         config, bank, data.labels, num_classes=split.num_classes, num_nets=len(model.nets), true_labels=data.true_labels
     )
     recorder = callbacks_lib.RunRecorder(
         out,
-        epochs=config.epochs,
+        epochs=config.optim.epochs,
         num_samples=len(data.labels),
         noise_rate_actual=data.noise_rate_actual,
         codivide=codivide,
@@ -293,33 +293,33 @@ def _run(config: TrainConfig, strategy, out: str, chief: bool, verbose: int) -> 
         if best is not None:  # the best-val weights as of the checkpoint, not any saved after it
             checkpoint.restore_kept(resume_from, out, best.DIR)
         if chief:
-            print(f"resuming from {resume_from}: {initial_epoch} of {config.epochs} epochs done", flush=True)
+            print(f"resuming from {resume_from}: {initial_epoch} of {config.optim.epochs} epochs done", flush=True)
     starts = distribute.same_on_all_workers(strategy, initial_epoch)
     if len(set(starts.tolist())) > 1:
         raise DmkerasError(
             f"the workers would start from different epochs ({', '.join(map(str, starts))}): under multi_worker every "
-            f"worker must see the same {config.workdir} to resume (a shared filesystem), or none may resume"
+            f"worker must see the same {config.runtime.workdir} to resume (a shared filesystem), or none may resume"
         )
     try:
         loop = dict(
-            epochs=config.epochs,
+            epochs=config.optim.epochs,
             initial_epoch=initial_epoch,
             test_data=test_data,
             extra_test_data=extra_test_data,
             val_data=val_data,
             callbacks=[
-                callbacks_lib.StepDecay(config.lr, config.lr_drop_epoch),
-                *([callbacks_lib.FreezeBackbone(config.freeze_epochs)] if config.freeze_epochs else []),
+                callbacks_lib.StepDecay(config.optim.lr, config.optim.lr_drop_epoch),
+                *([callbacks_lib.FreezeBackbone(config.model.freeze_epochs)] if config.model.freeze_epochs else []),
                 recorder,
                 *([best] if best is not None else []),  # before the checkpoint, which keeps its files
                 checkpoint.EpochCheckpoint(out, codivide, recorder, keep=(best.DIR,) if best is not None else ()),
             ],
             verbose=verbose,
         )
-        if config.method == "dividemix":  # the library's task model runs its own loop
+        if config.model.method == "dividemix":  # the library's task model runs its own loop
             model.fit_codivide(codivide, **loop)
         else:
-            trainer.train(model, codivide, seed=config.seed, **loop)
+            trainer.train(model, codivide, seed=config.runtime.seed, **loop)
     except TrainingDiverged:  # non-finite weights: keep the plots, and the last finite nets in the checkpoint
         if recorder.history:
             recorder.write_plots()
@@ -336,7 +336,7 @@ def _run(config: TrainConfig, strategy, out: str, chief: bool, verbose: int) -> 
         num_samples=len(data.labels),
         noise_rate_actual=data.noise_rate_actual,
         wall_time_s=recorder.elapsed_s,
-        epochs=config.epochs,
+        epochs=config.optim.epochs,
         test_acc_val_selected=None if best is None else best.test_acc_selected,
     )
     summary.update(recorder.extra_summary)
@@ -362,7 +362,7 @@ def cross_validated_probs(config: TrainConfig, split: sources.SplitData, labels,
     With `cache_dir`, each fold's probabilities are kept there (fold{k}.npy, written atomically)
     and reused by a rerun, so an interrupted cross-validation loses at most the fold it was in."""
     n = len(labels)
-    order = np.random.default_rng([config.seed, 3]).permutation(n)
+    order = np.random.default_rng([config.runtime.seed, 3]).permutation(n)
     probs = np.zeros((n, split.num_classes))
     eval_bank = pipeline.make_bank(split.x_train, split.mean, split.std, AugmentConfig.parse("none", 0))
     for k, held in enumerate(np.array_split(order, folds)):
@@ -374,7 +374,7 @@ def cross_validated_probs(config: TrainConfig, split: sources.SplitData, labels,
         if verbose:
             print(f"cross-validation fold {k + 1}/{folds}: training on {len(train_idx)}, predicting {len(held)}", flush=True)
         model, _ = train_baseline(config, split, split.x_train[train_idx], labels[train_idx], epochs=epochs)
-        logits = np.asarray(model.net1.predict(eval_bank.load(held), batch_size=config.eval_batch_size, verbose=0), np.float64)
+        logits = np.asarray(model.net1.predict(eval_bank.load(held), batch_size=config.optim.eval_batch_size, verbose=0), np.float64)
         exp = np.exp(logits - logits.max(axis=1, keepdims=True))
         probs[held] = exp / exp.sum(axis=1, keepdims=True)
         if cached is not None:
@@ -394,7 +394,7 @@ def cleanlab_filter(config: TrainConfig, data: NoisyData, out: str, verbose: int
 
     cleanlab = _import_cleanlab()
     started = time.time()
-    probs = cross_validated_probs(config, data.split, data.labels, folds=config.cleanlab_folds, epochs=config.epochs,
+    probs = cross_validated_probs(config, data.split, data.labels, folds=config.model.cleanlab_folds, epochs=config.optim.epochs,
                                   cache_dir=RunDir(out).cleanlab_dir, verbose=verbose)
     flags = cleanlab.filter.find_label_issues(data.labels, probs)
     quality = cleanlab.rank.get_label_quality_scores(data.labels, probs)
@@ -428,20 +428,20 @@ def train_baseline(config: TrainConfig, split: sources.SplitData, images, labels
     cross-validated predictions."""
     import keras
 
-    keras.utils.set_random_seed(config.seed)
-    strategy = distribute.make_strategy(config.strategy, config.cpu_replicas)
+    keras.utils.set_random_seed(config.runtime.seed)
+    strategy = distribute.make_strategy(config.runtime.strategy, config.runtime.cpu_replicas)
     with strategy.scope():
-        model = build_model(dataclasses.replace(config, method="standard"), split.num_classes, split.image_shape)
-    bank = pipeline.make_bank(images, split.mean, split.std, AugmentConfig.parse(config.augment, config.pad))
-    test_data = pipeline.holdout_dataset(split.x_test, split.y_test, split.mean, split.std, config.eval_batch_size)
-    codivide = CoDivide(bank, labels, warm_up=epochs, batch_size=config.batch_size, num_nets=1, seed=config.seed)
+        model = build_model(config.replace(method="standard"), split.num_classes, split.image_shape)
+    bank = pipeline.make_bank(images, split.mean, split.std, AugmentConfig.parse(config.data.augment, config.data.pad))
+    test_data = pipeline.holdout_dataset(split.x_test, split.y_test, split.mean, split.std, config.optim.eval_batch_size)
+    codivide = CoDivide(bank, labels, warm_up=epochs, batch_size=config.optim.batch_size, num_nets=1, seed=config.runtime.seed)
     history = trainer.train(
         model,
         codivide,
         epochs=epochs,
         test_data=test_data,
-        callbacks=[callbacks_lib.StepDecay(config.lr, config.lr_drop_epoch)],
-        seed=config.seed,
+        callbacks=[callbacks_lib.StepDecay(config.optim.lr, config.optim.lr_drop_epoch)],
+        seed=config.runtime.seed,
         verbose=verbose,
     )
     return model, history
@@ -450,19 +450,19 @@ def train_baseline(config: TrainConfig, split: sources.SplitData, images, labels
 def _checkpoint_to_resume(config: TrainConfig) -> str | None:
     """The checkpoint this run continues from: the workdir's latest, if its config is the same
     (apart from verbosity); a checkpoint of another configuration is an error, never overwritten."""
-    path = checkpoint.latest(config.workdir)
+    path = checkpoint.latest(config.runtime.workdir)
     if path is None:
         return None
     try:
-        previous = RunDir(config.workdir).config()
+        previous = RunDir(config.runtime.workdir).config()
     except DmkerasError:  # missing or unreadable: every setting then counts as its default
         previous = {}
-    current = dataclasses.asdict(config)
+    current = config.flat()
     defaults = recorded_defaults()  # settings added since
     differs = sorted(k for k in current if k != "verbose" and previous.get(k, defaults[k]) != current[k])
     if differs:
         raise ConfigError(
-            f"{config.workdir} holds a checkpoint of another configuration ({', '.join(differs[:5])} "
+            f"{config.runtime.workdir} holds a checkpoint of another configuration ({', '.join(differs[:5])} "
             "differ): use another workdir, or delete that one to start over",
             ("workdir", *differs[:5]),
         )
@@ -494,8 +494,8 @@ def result_table(config: TrainConfig, summary: dict) -> str:
         ("wall time", f"{summary['wall_time_s']:.0f} s"),
     ]
     width = max(len(name) for name, _ in rows)
-    noise = "no added noise" if config.noise_mode == "none" or config.noise_rate == 0 else f"{config.noise_mode} {config.noise_rate:g}"
-    title = f"Result: {config.method}, {config.backbone}, {config.dataset}, {noise}"
+    noise = "no added noise" if config.noise.noise_mode == "none" or config.noise.noise_rate == 0 else f"{config.noise.noise_mode} {config.noise.noise_rate:g}"
+    title = f"Result: {config.model.method}, {config.model.backbone}, {config.data.dataset}, {noise}"
     lines = [title, "-" * len(title)] + [f"{name:<{width}}  {value}" for name, value in rows]
-    lines.append(f"(run directory: {config.workdir})")
+    lines.append(f"(run directory: {config.runtime.workdir})")
     return "\n".join(lines)

@@ -31,7 +31,7 @@ from dmkeras import audit, checks, input_transform, precision, trainer, zoo
 from dmkeras import callbacks as callbacks_lib
 from dmkeras import codivide as codivide_lib
 from dmkeras import optimizers as optimizers_lib
-from dmkeras.config import TrainConfig
+from dmkeras.config import SECTION_OF, TrainConfig
 from dmkeras.data import pipeline
 from dmkeras.data.augment import AugmentConfig
 from dmkeras.data.sources import _channel_stats
@@ -664,7 +664,7 @@ class DivideMix(DivideMixModel):
             except Exception as error:  # a missing, corrupt or foreign file: keras raises many kinds
                 first = next((line for line in str(error).splitlines() if line.strip()), type(error).__name__)
                 raise DmkerasError(f"cannot load {path}: {first[:300]}") from error
-        known = {f: config[f] for f in TrainConfig.__dataclass_fields__ if f in config}
+        known = {f: config[f] for f in SECTION_OF if f in config}
         # a config.json from before a setting existed ran with its default
         return cls(
             tuple(nets), num_classes=int(dataset["num_classes"]), mean=dataset["mean"], std=dataset["std"],
@@ -746,13 +746,14 @@ class DivideMix(DivideMixModel):
 
 def settings_from_config(config: TrainConfig) -> dict:
     """DivideMix's constructor settings of a command-line TrainConfig (launch.train and from_run)."""
+    method, data = config.dividemix, config.data
     return dict(
-        warm_up=config.warm_up, p_threshold=config.p_threshold, lambda_u=config.lambda_u, rampup_epochs=config.rampup_epochs,
-        temperature=config.temperature, mixup_alpha=config.mixup_alpha, division=config.division, class_floor=config.class_floor,
-        loss_history=config.loss_history, augment=config.augment, pad=config.pad,
-        confidence_penalty=config.use_confidence_penalty, prior_penalty=config.prior_penalty, ssl_rows=config.ssl_rows,
-        eval_batch_size=config.eval_batch_size, seed=config.seed, augdesc=config.augdesc,
-        contrastive_weight=config.contrastive_weight, contrastive_temperature=config.contrastive_temperature,
+        warm_up=config.optim.warm_up, p_threshold=method.p_threshold, lambda_u=method.lambda_u, rampup_epochs=method.rampup_epochs,
+        temperature=method.temperature, mixup_alpha=method.mixup_alpha, division=method.division, class_floor=method.class_floor,
+        loss_history=method.loss_history, augment=data.augment, pad=data.pad,
+        confidence_penalty=config.use_confidence_penalty, prior_penalty=method.prior_penalty, ssl_rows=method.ssl_rows,
+        eval_batch_size=config.optim.eval_batch_size, seed=config.runtime.seed, augdesc=data.augdesc,
+        contrastive_weight=method.contrastive_weight, contrastive_temperature=method.contrastive_temperature,
     )
 
 

@@ -2,15 +2,14 @@
 one-line error exit of every entry point."""
 
 import _thread
-import dataclasses
 import functools
 import os
 import sys
 import threading
-import typing
 
 from absl import flags
 
+from dmkeras.config import flat_fields
 from dmkeras.errors import ConfigError, DmkerasError
 
 _DEFINE = {str: flags.DEFINE_string, int: flags.DEFINE_integer, float: flags.DEFINE_float, bool: flags.DEFINE_bool}
@@ -19,16 +18,15 @@ _DEFINE = {str: flags.DEFINE_string, int: flags.DEFINE_integer, float: flags.DEF
 def define_flags(config_class, only=None) -> None:
     """One flag per field of `config_class` (or of its fields named in `only`), with its default
     and the field's help text."""
-    hints = typing.get_type_hints(config_class)
-    for field in dataclasses.fields(config_class):
-        if only is not None and field.name not in only:
-            continue
-        _DEFINE[hints[field.name]](field.name, field.default, field.metadata.get("help", ""))
+    for field, kind in flat_fields(config_class):
+        if only is None or field.name in only:
+            _DEFINE[kind](field.name, field.default, field.metadata.get("help", ""))
 
 
 def config_from_flags(config_class):
+    """The config of the parsed flags: the one place where flags become a (nested) config."""
     values = flags.FLAGS
-    return config_class(**{field.name: values[field.name].value for field in dataclasses.fields(config_class)})
+    return config_class(**{field.name: values[field.name].value for field, _ in flat_fields(config_class)})
 
 
 def run_or_exit(fn, *args):

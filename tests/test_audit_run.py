@@ -18,8 +18,8 @@ from dmkeras.errors import DmkerasError
 def test_each_scoring_model_trains_what_its_name_says(scoring, epochs, warm_up, capsys):
     config = TrainConfig(epochs=30, warm_up=10, method="standard", workdir="runs/audit")
     scoring_config = audit_run._scoring_config(config, scoring, "runs/audit/scoring_model")
-    assert (scoring_config.epochs, scoring_config.warm_up) == (epochs, warm_up)
-    assert scoring_config.method == "dividemix" and scoring_config.workdir == "runs/audit/scoring_model"
+    assert (scoring_config.optim.epochs, scoring_config.optim.warm_up) == (epochs, warm_up)
+    assert scoring_config.model.method == "dividemix" and scoring_config.runtime.workdir == "runs/audit/scoring_model"
     assert capsys.readouterr().out.startswith("training a scoring model (2 nets, ")
 
 

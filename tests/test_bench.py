@@ -144,7 +144,7 @@ def test_bad_settings_raise(changes, message):
 
 def test_train_config_takes_the_bench_settings_and_rejects_unknown_overrides():
     tc = bench.train_config(bench.BenchConfig(backbone="small_cnn", batch_size=16, eval_batch_size=100))
-    assert (tc.backbone, tc.batch_size, tc.eval_batch_size) == ("small_cnn", 16, 100)
+    assert (tc.model.backbone, tc.optim.batch_size, tc.optim.eval_batch_size) == ("small_cnn", 16, 100)
     with pytest.raises(DmkerasError, match="not TrainConfig fields: bogus"):
         bench.train_config(bench.BenchConfig(), bogus=1)
 

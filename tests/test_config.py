@@ -60,3 +60,44 @@ def test_backbone_args_and_confidence_penalty():
     assert config.TrainConfig(noise_mode="asym").use_confidence_penalty
     assert not config.TrainConfig(noise_mode="sym").use_confidence_penalty
     assert config.TrainConfig(noise_mode="sym", confidence_penalty="on").use_confidence_penalty
+
+
+def test_sections_hold_every_field_once_and_flat_round_trips():
+    """Each field lives in one typed section; flat() is config.json's form and builds the same config."""
+    names = [field.name for section in config.SECTIONS.values() for field in __import__("dataclasses").fields(section)]
+    assert len(names) == len(set(names)) == len(config.SECTION_OF)
+    built = config.TrainConfig(workdir="runs/x", lambda_u=0.0, ssl_rows="labeled", lr=0.1, dataset="fashion_mnist")
+    assert (built.dividemix.lambda_u, built.optim.lr, built.data.dataset, built.runtime.workdir) == (0.0, 0.1, "fashion_mnist", "runs/x")
+    assert config.TrainConfig.from_flat(built.flat()) == built
+    assert set(built.flat()) == set(config.SECTION_OF)
+
+
+def test_built_from_sections_with_flat_fields_on_top():
+    divide = config.DivideMixConfig(lambda_u=5.0, p_threshold=0.6)
+    built = config.TrainConfig(dividemix=divide, workdir="runs/x", p_threshold=0.7)
+    assert (built.dividemix.lambda_u, built.dividemix.p_threshold) == (5.0, 0.7)
+    assert divide.p_threshold == 0.6  # the given section is copied, not changed
+    with pytest.raises(TypeError, match="dividemix must be a DivideMixConfig, got OptimConfig"):
+        config.TrainConfig(dividemix=config.OptimConfig())
+
+
+def test_replace_copies_and_unknown_fields_are_named():
+    base = config.TrainConfig(workdir="runs/x")
+    changed = base.replace(epochs=3, lambda_u=1.0)
+    assert (changed.optim.epochs, changed.dividemix.lambda_u, base.optim.epochs, base.dividemix.lambda_u) == (3, 1.0, 300, 25.0)
+    with pytest.raises(ConfigError) as error:
+        config.TrainConfig(workdir="runs/x", lamda_u=1.0)
+    assert error.value.as_flags() == "--lamda_u is not a TrainConfig field"
+    assert config.TrainConfig.from_flat({"workdir": "runs/x", "retired_flag": 1}, ignore_unknown=True).runtime.workdir == "runs/x"
+
+
+def test_each_section_checks_its_own_fields():
+    with pytest.raises(ConfigError, match="^lambda_u must be >= 0, got -1"):
+        config.DivideMixConfig(lambda_u=-1.0).validate()
+    with pytest.raises(ConfigError, match=r"^warm_up must be in \[0, epochs=5\], got 6"):
+        config.OptimConfig(epochs=5, warm_up=6).validate()
+    config.DataConfig().validate()
+    with pytest.raises(ConfigError, match="^workdir is required"):
+        config.RuntimeConfig().validate()  # the run directory is the one setting without a default
+    with pytest.raises(ConfigError, match=r"^freeze_epochs must be in \[0, epochs=5\], got 6"):  # spans model and optim
+        config.TrainConfig(workdir="runs/x", epochs=5, warm_up=1, freeze_epochs=6).validate()

@@ -68,11 +68,10 @@ def test_console_scripts_point_at_the_launch_entry_points():
     sorted(n[:-4] for n in os.listdir(os.path.join(REPO, "launch", "configs")) if n.endswith(".cfg") and not n.startswith("common_")),
 )
 def test_every_packaged_flagfile_is_a_valid_config(name):
-    import dataclasses
 
-    from dmkeras.config import TrainConfig
+    from dmkeras.config import TrainConfig, flat_fields
 
-    fields = {f.name: f for f in dataclasses.fields(TrainConfig)}
+    fields = {f.name: f for f, _ in flat_fields(TrainConfig)}
     values = {}
     for arg in flags_util.expand_flagfiles(["p", f"--flagfile={name}"])[1:]:
         key, has_value, value = arg.removeprefix("--").partition("=")

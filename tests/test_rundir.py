@@ -1,6 +1,5 @@
 """dmkeras.rundir: the run directory's names, its atomic JSON writes and its one-line read errors."""
 
-import dataclasses
 import json
 import os
 
@@ -87,13 +86,13 @@ def test_the_names_are_what_experiment_run_writes(tmp_path, digits_config):
 
     config = digits_config(tmp_path / "run", noise_rate=0.5)
     summary = experiment.run(config)
-    run = RunDir(config.workdir)
+    run = RunDir(config.runtime.workdir)
     expected = sorted([
         RunDir.CONFIG, RunDir.DATASET, RunDir.SUMMARY, RunDir.NOISY_LABELS, RunDir.METRICS, RunDir.TENSORBOARD,
         RunDir.CURVES, RunDir.LOSS_DISTRIBUTION, RunDir.CHECKPOINT, RunDir.net_name(0), RunDir.net_name(1),
     ])
     assert _files(run.path) == expected  # every file named in RunDir, no temporary file left
-    assert run.config() == dataclasses.asdict(config)
+    assert run.config() == config.flat()
     assert run.summary() == summary and summary["finished"] is True
     assert run.dataset()["num_classes"] == 10 and run.dataset()["num_train"] == 120
     assert len(noise_lib.load_noise_file(run.noisy_labels_path, 120, 10)) == 120

@@ -2,7 +2,6 @@
 val_acc_net2 every epoch, each net's best-validation weights in best/, their ensemble's test
 accuracy in summary.json (test_acc_val_selected), across resume."""
 
-import dataclasses
 import json
 import os
 import types
@@ -181,7 +180,7 @@ def val_run(tmp_path_factory):
 
 def test_a_val_folder_run_selects_each_nets_best_weights(val_run):
     config, summary = val_run
-    workdir = config.workdir
+    workdir = config.runtime.workdir
     rows = csv_rows(os.path.join(workdir, "metrics.csv"))
     assert list(rows[0]) == metrics.CSV_COLUMNS and len(rows) == 5
     val = {key: np.array([float(r[key]) for r in rows]) for key in ("val_acc", "val_acc_net1", "val_acc_net2")}
@@ -213,7 +212,7 @@ def test_a_val_folder_run_selects_each_nets_best_weights(val_run):
 
 def test_resume_keeps_the_best_weights_of_the_checkpoint(val_run, tmp_path, monkeypatch):
     config, whole = val_run
-    resumed = _config(tmp_path, config.val_dataset)
+    resumed = _config(tmp_path, config.data.val_dataset)
     save = checkpoint.save
 
     def killed_at_epoch_4(workdir, model, codivide, history, elapsed_s, keep=()):
@@ -230,11 +229,11 @@ def test_resume_keeps_the_best_weights_of_the_checkpoint(val_run, tmp_path, monk
     assert os.path.exists(tmp_path / "checkpoint" / "kept" / "best" / "net1.weights.h5")
     experiment.run(resumed)  # from epoch 3's checkpoint
 
-    assert _summary(tmp_path) == _summary(config.workdir)
+    assert _summary(tmp_path) == _summary(config.runtime.workdir)
     assert _summary(tmp_path)["test_acc_val_selected"] == whole["test_acc_val_selected"]
     for k in (1, 2):
         a, b = small_cnn_pair(10, width=8)
-        a.load_weights(os.path.join(config.workdir, "best", f"net{k}.weights.h5"))
+        a.load_weights(os.path.join(config.runtime.workdir, "best", f"net{k}.weights.h5"))
         b.load_weights(os.path.join(tmp_path, "best", f"net{k}.weights.h5"))
         for x, y in zip(a.get_weights(), b.get_weights()):
             np.testing.assert_array_equal(x, y)
@@ -260,7 +259,7 @@ def test_streamed_clothing1m_run_validates_on_the_clean_val_list(tmp_path, digit
     bank = pipeline.FileBank(split.x_test, info["mean"], info["std"], AugmentConfig(crop=False, flip=False, pad=0))
     x = np.concatenate([batch.numpy() for batch in bank.eval_dataset(4)])
     assert summary["test_acc_val_selected"] == pytest.approx(_selected_ensemble_accuracy(tmp_path / "run", x, split.y_test), abs=1e-6)
-    assert experiment.load_data(dataclasses.replace(config, val_dataset="none")).split.x_val is None
+    assert experiment.load_data(config.replace(val_dataset="none")).split.x_val is None
 
 
 def test_bad_val_dataset_is_one_clear_error(tmp_path):

@@ -27,11 +27,11 @@ def main(argv):
     split = data.split
     if split.x_val is None:
         raise app.UsageError("needs a validation set: --val_fraction (or --val_dataset)")
-    val = pipeline.holdout_dataset(split.x_val, split.y_val, split.mean, split.std, config.eval_batch_size)
+    val = pipeline.holdout_dataset(split.x_val, split.y_val, split.mean, split.std, config.optim.eval_batch_size)
     cases = [("oracle: the truly clean samples", np.flatnonzero(data.labels == data.true_labels), data.labels),
              ("all samples, true labels", np.arange(len(data.labels)), data.true_labels)]
     for name, idx, labels in cases:
-        model, history = experiment.train_baseline(config, split, split.x_train[idx], labels[idx], epochs=config.epochs)
+        model, history = experiment.train_baseline(config, split, split.x_train[idx], labels[idx], epochs=config.optim.epochs)
         print(f"{name}: {len(idx)} images, val acc final {100 * model.accuracy(val)['acc']:.2f}%, "
               f"test acc per epoch {[round(100 * h['test_acc'], 1) for h in history]}", flush=True)
 

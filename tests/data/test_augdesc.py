@@ -200,6 +200,6 @@ def test_config_and_task_carry_augdesc():
     with pytest.raises(DmkerasError, match="^augdesc must be one of off, ws, ws_saw, ws_randaugment, got 'x'"):
         config_lib.TrainConfig(augdesc="x", workdir="w").validate()
     model = DivideMix("small_cnn", num_classes=3, input_shape=(8, 8, 1), augdesc="ws")
-    assert model.get_config()["augdesc"] == "ws" and model._train_config().augdesc == "ws"
+    assert model.get_config()["augdesc"] == "ws" and model._train_config().data.augdesc == "ws"
     with pytest.raises(DmkerasError, match="^augdesc must be one of off, ws"):
         DivideMix("small_cnn", num_classes=3, augdesc="strong")

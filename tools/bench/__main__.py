@@ -9,7 +9,6 @@ the TrainConfig fields of `tools.bench.sections.TRAIN_PASSTHROUGH` that TrainCon
 (e.g. --jit_compile, --mixed_precision); `--helpfull` lists them.
 """
 
-import dataclasses
 import sys
 
 from launch import console
@@ -18,13 +17,13 @@ console.setup()  # first, before anything imports TensorFlow: its start-up chatt
 
 from absl import app, flags  # noqa: E402
 
-from dmkeras.config import TrainConfig  # noqa: E402
+from dmkeras.config import TrainConfig, flat_fields  # noqa: E402
 from launch import flags_util  # noqa: E402
 from tools.bench.sections import TRAIN_PASSTHROUGH, BenchConfig  # noqa: E402
 
 flags_util.define_flags(BenchConfig)
 # TrainConfig fields the benchmarked model is built with, when TrainConfig has them.
-PASSTHROUGH = [f.name for f in dataclasses.fields(TrainConfig) if f.name in TRAIN_PASSTHROUGH]
+PASSTHROUGH = [f.name for f, _ in flat_fields(TrainConfig) if f.name in TRAIN_PASSTHROUGH]
 flags_util.define_flags(TrainConfig, only=PASSTHROUGH)
 flags.adopt_module_key_flags(console)
 flags.adopt_module_key_flags(flags_util)

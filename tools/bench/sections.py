@@ -41,7 +41,7 @@ import tensorflow as tf
 from dmkeras import codivide as codivide_lib
 from dmkeras import division as division_lib
 from dmkeras import experiment, gmm, trainer
-from dmkeras.config import TrainConfig, _field
+from dmkeras.config import SECTION_OF, TrainConfig, _field
 from dmkeras.data import pipeline
 from dmkeras.data.augment import AugmentConfig, augdesc_plan
 from dmkeras.distribute import distribute
@@ -131,14 +131,14 @@ class BenchConfig:
 def train_config(config: BenchConfig, **overrides) -> TrainConfig:
     """The TrainConfig the benchmarked model is built from: TrainConfig's defaults, the bench's
     backbone and batch, and `overrides` (TrainConfig fields such as jit_compile)."""
-    fields = {f.name for f in dataclasses.fields(TrainConfig)}
+    fields = set(SECTION_OF)
     unknown = sorted(set(overrides) - fields)
     if unknown:
         raise DmkerasError(f"not TrainConfig fields: {', '.join(unknown)}")
     values = {"backbone": config.backbone, "backbone_args": config.backbone_args, "batch_size": config.batch_size, "seed": config.seed}
     if config.eval_batch_size:
         values["eval_batch_size"] = config.eval_batch_size
-    return dataclasses.replace(TrainConfig(), workdir="(bench)", verbose=0, **values, **overrides).validate()
+    return TrainConfig(workdir="(bench)", verbose=0, **values, **overrides).validate()
 
 
 # ---------------------------------------------------------------------------------------------
@@ -157,7 +157,7 @@ def _synthetic(config: BenchConfig, n: int, stream: int):
 
 def _bank(config: BenchConfig, tc: TrainConfig, images) -> pipeline.ImageBank:
     half = (0.5,) * config.channels
-    return pipeline.ImageBank(images, half, half, AugmentConfig.parse(tc.augment, tc.pad))
+    return pipeline.ImageBank(images, half, half, AugmentConfig.parse(tc.data.augment, tc.data.pad))
 
 
 def _full_batches(make_plan, is_full, count: int) -> list:
@@ -361,7 +361,7 @@ def _measure_steps(config: BenchConfig, tc: TrainConfig, model, bank, labels) ->
     ssl_plan = ssl_plans(count)
     ssl_data = pipeline.ssl_dataset(bank, labels, clean_prob, ssl_plan, replicas, seed=int(rng.integers(2**62)))
 
-    lambda_u = tc.lambda_u
+    lambda_u = tc.dividemix.lambda_u
     blocks = {
         "ssl": _Block(model, SEMI_SUPERVISED, distribute(strategy, ssl_data), 4 * b, lambda_u, [config.seed, 4]),
         "plain": _Block(model, WARMUP, warmup_data(4 * b), 4 * b, lambda_u, 0),
@@ -488,7 +488,7 @@ def _measure_codivide(config: BenchConfig, tc: TrainConfig, model, bank, labels,
     steps = [p.num_steps for p in codivide.passes]
     result = {
         "samples": len(labels),
-        "eval_batch_size": tc.eval_batch_size,
+        "eval_batch_size": tc.optim.eval_batch_size,
         "codivide_s": _median([r["total"] for r in runs]),
         "scoring_s": _median([r["scoring"] for r in runs]),
         "gmm_division_s": _median([r["gmm_division"] for r in runs]),
@@ -533,16 +533,16 @@ def _measure_switches(config: BenchConfig, tc: TrainConfig, model, bank, labels)
     policies = {"weak": None, "augdesc": augdesc_plan("ws")[0]}
     blocks = {
         name: _Block(model, SEMI_SUPERVISED, distribute(strategy, pipeline.ssl_dataset(
-            bank, labels, clean_prob, plan, replicas, seed=seed, strong=policy)), 4 * b, tc.lambda_u, [config.seed, 6])
+            bank, labels, clean_prob, plan, replicas, seed=seed, strong=policy)), 4 * b, tc.dividemix.lambda_u, [config.seed, 6])
         for name, policy in policies.items()
     }
     # UNICON's contrastive term: a twin model (same backbone, its own nets and projection heads)
     # on the AugDesc pipeline, whose strong unlabeled views it contrasts
     contrastive_model = experiment.build_model(
-        dataclasses.replace(tc, contrastive_weight=CONTRASTIVE_WEIGHT), config.num_classes, model.image_shape
+        tc.replace(contrastive_weight=CONTRASTIVE_WEIGHT), config.num_classes, model.image_shape
     )
     blocks["contrastive"] = _Block(contrastive_model, SEMI_SUPERVISED, distribute(strategy, pipeline.ssl_dataset(
-        bank, labels, clean_prob, plan, replicas, seed=seed, strong=policies["augdesc"])), 4 * b, tc.lambda_u, [config.seed, 6])
+        bank, labels, clean_prob, plan, replicas, seed=seed, strong=policies["augdesc"])), 4 * b, tc.dividemix.lambda_u, [config.seed, 6])
     for block in blocks.values():
         block.run(0, untimed=config.warmup_steps)
     times = _alternated({name: lambda block=block: block.run(config.steps)[0] for name, block in blocks.items()}, config.rounds)
@@ -567,7 +567,7 @@ def _measure_switches(config: BenchConfig, tc: TrainConfig, model, bank, labels)
 
     codivides = {}
     for division in ("gmm", "unicon"):
-        codivide = codivide_lib.from_config(dataclasses.replace(tc, division=division), bank, labels, num_classes=config.num_classes, warm_up=1)
+        codivide = codivide_lib.from_config(tc.replace(division=division), bank, labels, num_classes=config.num_classes, warm_up=1)
         codivide.set_model(model)
         codivide.on_epoch_begin(1)  # untimed: traces the scoring, compiles the GMM
         codivides[division] = codivide
@@ -738,7 +738,7 @@ def _measure_tracing(config: BenchConfig, tc: TrainConfig) -> dict:
     b = config.batch_size
     n = config.trace_samples or 4 * b + 3
     eval_batch = 2 * b
-    tc = dataclasses.replace(tc, warm_up=1, epochs=config.trace_epochs, eval_batch_size=eval_batch)
+    tc = tc.replace(warm_up=1, epochs=config.trace_epochs, eval_batch_size=eval_batch)
     images, labels = _synthetic(config, n, stream=6)
     test_images, test_labels = _synthetic(config, eval_batch + 5, stream=7)
     keras.utils.set_random_seed(config.seed)
@@ -749,7 +749,7 @@ def _measure_tracing(config: BenchConfig, tc: TrainConfig) -> dict:
     codivide = codivide_lib.from_config(tc, bank, labels, num_classes=config.num_classes)
     probe = TraceProbe(codivide)
     trainer.train(
-        model, codivide, epochs=tc.epochs, test_data=test_data, lambda_u=tc.lambda_u, rampup_epochs=tc.rampup_epochs,
+        model, codivide, epochs=tc.optim.epochs, test_data=test_data, lambda_u=tc.dividemix.lambda_u, rampup_epochs=tc.dividemix.rampup_epochs,
         callbacks=[probe], seed=config.seed, verbose=0,
     )
     return {"samples": n, "eval_batch_size": eval_batch, **probe.summary()}
