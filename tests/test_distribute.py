@@ -312,7 +312,11 @@ def _assert_same_run(got, want, *, exact=False):
     for a, b in zip(got["history"], want["history"]):
         assert a.keys() == b.keys()
         for key in a:  # losses are normalised by global counts: the replicas' sum is the global value
-            np.testing.assert_allclose(a[key], b[key], **tol, err_msg=f"epoch {a['epoch']} {key}")
+            # the prior penalty is a difference of near-equal logs (sum prior (log prior - log mean p)),
+            # so after two epochs of per-replica rounding it drifts further: 5.2e-6 of 0.095 seen on
+            # an AVX2-only CPU (AMD EPYC), where every other number stayed inside rtol 2e-5
+            key_tol = {"rtol": 2e-5, "atol": 1e-5} if key.endswith("_penalty") and not exact else tol
+            np.testing.assert_allclose(a[key], b[key], **key_tol, err_msg=f"epoch {a['epoch']} {key}")
     assert len(got["divisions"]) == len(want["divisions"]) == 2  # epochs 2 and 3 co-divide
     for a, b in zip(got["divisions"], want["divisions"]):
         for net_a, net_b in zip(a, b):
@@ -321,7 +325,10 @@ def _assert_same_run(got, want, *, exact=False):
             np.testing.assert_allclose(net_a["clean_prob"], net_b["clean_prob"], **(tol if exact else {"rtol": 0, "atol": 2e-5}))
     assert len(got["weights"]) == len(want["weights"])
     for a, b in zip(got["weights"], want["weights"]):
-        np.testing.assert_allclose(np.array(a), np.array(b), **(tol if exact else {"rtol": 1e-4, "atol": 2e-6}))
+        # weights of O(0.1) after 3 epochs at lr 0.1: within 2e-6 where this was written, up to
+        # 1.3e-4 (one filter of the first conv) on an AVX2-only CPU (AMD EPYC), where the per-replica
+        # batch shapes take other oneDNN kernels; a missing all-reduce moves them by ~1e-2
+        np.testing.assert_allclose(np.array(a), np.array(b), **(tol if exact else {"rtol": 1e-4, "atol": 3e-4}))
 
 
 def test_mirrored_dividemix_run_matches_the_default_strategy(default_run, tmp_path):

@@ -245,9 +245,9 @@ def test_small_cnn_without_batchnorm():
     model = zoo.create_model("small_cnn", 10, (8, 8, 1), batchnorm=False)
     assert not any(isinstance(layer, keras.layers.BatchNormalization) for layer in model.layers)
     x = _images((8, 8, 1), n=4)
-    np.testing.assert_array_equal(
-        np.asarray(model(x, training=True))[:2], np.asarray(model(x[:2], training=False))
-    )
+    # one batch shape both ways: oneDNN picks its kernels by shape, and on an AVX2-only CPU a batch
+    # of 4 and one of 2 round differently (2e-8), which is not what this test is about
+    np.testing.assert_array_equal(np.asarray(model(x, training=True)), np.asarray(model(x, training=False)))
     assert model.count_params() <= 100_000
 
 
