@@ -17,7 +17,7 @@ import os
 import numpy as np
 
 from dmkeras import audit, experiment, plots
-from dmkeras.config import TrainConfig, _field
+from dmkeras.config import TrainConfig, _field, recorded_defaults
 from dmkeras.data import noise as noise_lib
 from dmkeras.data import pipeline
 from dmkeras.data.augment import AugmentConfig
@@ -72,7 +72,7 @@ def _net_files(run: RunDir, config: TrainConfig) -> list[str]:
         run_config = run.config()
     except DmkerasError as error:
         raise ConfigError(f"from_run {error}", ("from_run",)) from None  # "from_run DIR: not a dmkeras run directory (no config.json)"
-    defaults, current = TrainConfig().flat(), config.flat()  # a config.json from before a field existed ran with its default
+    defaults, current = recorded_defaults(), config.flat()  # what a config.json from before a field existed ran with
     for name in _DATA_FIELDS:
         if run_config.get(name, defaults[name]) != current[name]:
             raise ConfigError(

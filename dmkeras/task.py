@@ -746,14 +746,14 @@ class DivideMix(DivideMixModel):
 
 def settings_from_config(config: TrainConfig) -> dict:
     """DivideMix's constructor settings of a command-line TrainConfig (launch.train and from_run)."""
-    method, data = config.dividemix, config.data
+    dividemix, data = config.dividemix, config.data
     return dict(
-        warm_up=config.optim.warm_up, p_threshold=method.p_threshold, lambda_u=method.lambda_u, rampup_epochs=method.rampup_epochs,
-        temperature=method.temperature, mixup_alpha=method.mixup_alpha, division=method.division, class_floor=method.class_floor,
-        loss_history=method.loss_history, augment=data.augment, pad=data.pad,
-        confidence_penalty=config.use_confidence_penalty, prior_penalty=method.prior_penalty, ssl_rows=method.ssl_rows,
+        warm_up=config.optim.warm_up, p_threshold=dividemix.p_threshold, lambda_u=dividemix.lambda_u, rampup_epochs=dividemix.rampup_epochs,
+        temperature=dividemix.temperature, mixup_alpha=dividemix.mixup_alpha, division=dividemix.division, class_floor=dividemix.class_floor,
+        loss_history=dividemix.loss_history, augment=data.augment, pad=data.pad,
+        confidence_penalty=config.use_confidence_penalty, prior_penalty=dividemix.prior_penalty, ssl_rows=dividemix.ssl_rows,
         eval_batch_size=config.optim.eval_batch_size, seed=config.runtime.seed, augdesc=data.augdesc,
-        contrastive_weight=method.contrastive_weight, contrastive_temperature=method.contrastive_temperature,
+        contrastive_weight=dividemix.contrastive_weight, contrastive_temperature=dividemix.contrastive_temperature,
     )
 
 
