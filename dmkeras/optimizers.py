@@ -6,7 +6,7 @@ two are the same update. After a learning-rate change they differ: Keras' veloci
 old rate for a few dozen steps (0.9^k of it after k steps), while PyTorch's new rate applies to
 the whole buffer at once. `TorchSGD` is PyTorch's rule (no dampening, no Nesterov); the coupled
 weight decay stays in the train steps (`_CoTrainedModel._apply_gradients`), as PyTorch adds it to
-the gradient before the buffer. `tests/test_parity.py` compares it with the reference over an lr
+the gradient before the buffer. `tests/integration/test_parity.py` compares it with the reference over an lr
 drop.
 """
 

@@ -142,7 +142,7 @@ def make(arch) -> dict:
             trained = net
     if cfg["float64_rows"]:
         # the same three steps in float64 on the first rows of each batch: the comparison of the
-        # update itself, without the float32 noise that flips a few ReLUs (see tests/test_parity.py)
+        # update itself, without the float32 noise that flips a few ReLUs (see tests/integration/test_parity.py)
         rows = cfg["float64_rows"]
         out["steps64/rows"] = np.array(rows)
         net = _net(arch, cfg, seed1).double()

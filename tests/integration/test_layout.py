@@ -1,6 +1,6 @@
 """The package's layout: no import cycle between dmkeras modules, counting imports made inside
-functions too (a lazy import is still a dependency), and the installed package holds no
-benchmark or PyTorch code."""
+functions too (a lazy import is still a dependency), the installed package holds no
+benchmark or PyTorch code, and the test files mirror the modules they test."""
 
 import ast
 import pathlib
@@ -8,6 +8,14 @@ import pathlib
 import dmkeras
 
 PACKAGE = pathlib.Path(dmkeras.__file__).parent
+REPO = PACKAGE.parent
+TESTS = REPO / "tests"
+# tests/<folder>/ mirrors this source folder; tests/integration/ tests the whole (README, layout,
+# parity with the reference, recipes end to end) and names no module.
+MIRRORS = {
+    TESTS: PACKAGE, TESTS / "data": PACKAGE / "data", TESTS / "data" / "sources": PACKAGE / "data" / "sources",
+    TESTS / "launch": REPO / "launch", TESTS / "tools": REPO / "tools",
+}
 
 
 def _module_name(path: pathlib.Path) -> str:
@@ -82,3 +90,31 @@ def test_the_installed_package_holds_no_benchmark_and_no_pytorch():
             if isinstance(node, (ast.Import, ast.ImportFrom)):
                 imported = [alias.name for alias in node.names] if isinstance(node, ast.Import) else [node.module or ""]
                 assert not any(m.split(".")[0] == "torch" for m in imported), f"{name} imports PyTorch"
+
+
+def _named_module(stem: str, source: pathlib.Path) -> str | None:
+    """The module of `source` that test file `test_<module>[_<topic>].py` names: the longest match."""
+    names = {p.stem for p in source.glob("*.py") if p.stem != "__init__"} | {p.name for p in source.iterdir() if (p / "__init__.py").exists()}
+    topic = stem.removeprefix("test_")
+    found = [n for n in names if topic == n or topic.startswith(n + "_")]
+    return max(found, key=len) if found else None
+
+
+def test_the_mirror_rule_takes_the_longest_module_name(tmp_path):
+    for name in ("model", "model_extra", "data"):
+        (tmp_path / f"{name}.py").write_text("")
+    assert _named_module("test_model_tracing", tmp_path) == "model"
+    assert _named_module("test_model_extra_case", tmp_path) == "model_extra"
+    assert _named_module("test_modelling", tmp_path) is None
+
+
+def test_test_files_mirror_the_modules_they_test():
+    stray = []
+    for path in sorted(TESTS.rglob("test_*.py")):
+        folder = path.parent
+        if folder == TESTS / "integration":
+            continue
+        source = MIRRORS.get(folder)
+        if source is None or _named_module(path.stem, source) is None:
+            stray.append(str(path.relative_to(REPO)))
+    assert not stray, f"test files that name no module of the folder they mirror: {stray}"

@@ -60,8 +60,8 @@ from dmkeras.model import DivideMixModel
 from dmkeras.optimizers import TorchSGD
 from tools.reference import convert
 
-ROOT = Path(__file__).resolve().parents[1]
-FIXTURES = Path(__file__).resolve().parent / "fixtures"
+ROOT = Path(__file__).resolve().parents[2]
+FIXTURES = ROOT / "tests" / "fixtures"
 ARCHS = ("preact_resnet18", "small_cnn")
 
 RTOL_LOGITS = 1e-5

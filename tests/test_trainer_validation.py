@@ -17,7 +17,7 @@ from dmkeras.data import pipeline
 from dmkeras.data.augment import AugmentConfig
 from dmkeras.data.sources import load_source
 from dmkeras.errors import DmkerasError
-from tests.data.test_image_sources import digits, make_clothing1m, write  # noqa: F401
+from tests.data.sources.test_image_files import digits, make_clothing1m, write  # noqa: F401
 from tests.helpers import csv_rows, small_cnn_pair
 
 SUMMARY_VAL_KEYS = ("val_acc_best", "val_best_epoch", "test_acc_at_val_best", "val_acc_final", "val_acc_best_net1", "val_best_epoch_net1",

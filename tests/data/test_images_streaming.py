@@ -16,7 +16,7 @@ from dmkeras.data.augment import AugmentConfig
 from dmkeras.data.images import FileImages, check_image_files
 from dmkeras.data.sources import load_extra_test, load_source
 from dmkeras.errors import DmkerasError
-from tests.data.test_image_sources import (  # noqa: F401
+from tests.data.sources.test_image_files import (  # noqa: F401
     digits,
     make_class_tree,
     make_clothing1m,

@@ -7,7 +7,7 @@ ImageNet weights come from a local file (`--weights=imagenet:FILE`, a seeded ran
 keras' ResNet-50 file: the real one cannot be downloaded here). The two full runs build two
 ResNet-50 / InceptionResNetV2 nets and take minutes on a 2-core CPU: `pytest -m slow`; their parts
 (the labeled-rows step, the transforms, RandomResizedCrop, the selection) are tested in the default
-suite (tests/test_model.py, test_input_transform.py, data/test_resized_crop.py, test_validation.py)."""
+suite (tests/test_model.py, test_input_transform.py, data/test_augment_resized_crop.py, test_trainer_validation.py)."""
 
 import json
 import os
@@ -16,7 +16,7 @@ import numpy as np
 import pytest
 
 from dmkeras import input_transform
-from tests.data.test_image_sources import (  # noqa: F401
+from tests.data.sources.test_image_files import (  # noqa: F401
     digits,
     make_clothing1m,
     rgb,

@@ -20,7 +20,7 @@ from dmkeras.data.augment import (
 from dmkeras.data.images import FileImages
 from dmkeras.data.sources import load_extra_test, load_source
 from dmkeras.errors import DmkerasError
-from tests.data.test_image_sources import write
+from tests.data.sources.test_image_files import write
 
 PIXELS = ((0.0, 0.0, 0.0), (1 / 255, 1 / 255, 1 / 255))  # mean, std: normalised values = pixel values
 

@@ -1,0 +1,1 @@
+"""Tests of dmkeras.data.sources, one file per source module."""

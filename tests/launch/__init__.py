@@ -1,0 +1,1 @@
+"""Tests of launch/ (the absl entry points), one file per module."""

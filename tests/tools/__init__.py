@@ -1,0 +1,1 @@
+"""Tests of tools/ (not installed: the benchmark)."""
