@@ -3,6 +3,8 @@
 # run's config.json, summary.json and curves.png in docs/results/fmnist/ for `launch.report`.
 #   bash tools/fmnist_table.sh [ROW ...]        ROW: dividemix_sym20 ... standard_asym40 cleanlab_sym50 clean
 #   SEEDS="0 1 2" (default) JOBS=2 (runs at a time; 1 = one after another)
+#   EXTRA="--mixed_precision=off": flags added to every row (kept in each run's config.json); on a
+#   CPU without AVX-512 (AVX2 only) the recipe's mixed_bfloat16 is about 7x slower than float32.
 # A finished run is kept, not re-run; an interrupted one resumes (tools/_queue.sh). One DivideMix
 # row takes about an hour on this 2-core CPU.
 set -euo pipefail
@@ -22,7 +24,7 @@ one() {  # one <row> <seed>
   esac
   source tools/_queue.sh
   queue_run "${1}_seed$2" runs/fmnist docs/results/fmnist \
-    --flagfile=launch/configs/$flagfile.cfg --method=$method --seed="$2"
+    --flagfile=launch/configs/$flagfile.cfg --method=$method --seed="$2" ${EXTRA:-}
 }
 
 export -f one
