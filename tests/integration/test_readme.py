@@ -1,8 +1,11 @@
-"""README.md documents the commands CI and users actually run."""
+"""README.md documents the commands CI and users actually run, and its results tables are what
+`launch.report` prints from the committed run summaries."""
 
+import glob
 import os
+import shlex
 
-from tests.helpers import REPO
+from tests.helpers import REPO, run_module
 
 
 def _read(*parts):
@@ -38,3 +41,31 @@ def test_the_python_example_runs_as_written(tmp_path, monkeypatch):
     flagged = model.label_issues()[:10]
     assert np.mean(y[flagged] != y_true[flagged]) >= 0.9  # the top ten are (nearly all) wrong labels
     assert (tmp_path / "digits.keras").exists()
+
+
+def _report_blocks(lines):
+    """(line number, `launch.report` arguments, the table after the command's code block) for every
+    `python -m launch.report ...` line of README.md."""
+    for i, line in enumerate(lines):
+        if not line.startswith("python -m launch.report "):
+            continue
+        j = lines.index("```", i) + 1
+        while j < len(lines) and not lines[j].strip():
+            j += 1
+        k = j
+        while k < len(lines) and lines[k].startswith("|"):
+            k += 1
+        yield i + 1, shlex.split(line)[3:], lines[j:k]
+
+
+def test_every_readme_table_is_what_launch_report_prints(tmp_path):
+    blocks = list(_report_blocks(_read("README.md").splitlines()))
+    assert len(blocks) >= 6  # the digits, seeds x splits and switches tables
+    for number, args, table in blocks:
+        assert table, f"README.md:{number}: no table after the launch.report command"
+        flags = [f"--plot={tmp_path}/plot.png" if a.startswith("--plot=") else a for a in args if a.startswith("--")]
+        runs = [path for a in args if not a.startswith("--") for path in sorted(glob.glob(os.path.join(REPO, a)))]
+        result = run_module("launch.report", *flags, *runs)
+        assert result.returncode == 0, result.stderr
+        printed = [line.replace(REPO + "/", "") for line in result.stdout.splitlines() if line.startswith("|")]
+        assert printed == table, f"README.md:{number}: the table differs from launch.report's output"
