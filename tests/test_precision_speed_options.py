@@ -152,10 +152,12 @@ def test_jit_compile_refuses_several_replicas(monkeypatch):
 # -- mixed precision ------------------------------------------------------------------------------------
 
 
-def test_bfloat16_warns_only_on_an_x86_cpu_without_avx512():
+def test_bfloat16_warns_only_on_an_x86_cpu_without_bf16_instructions():
     avx2, avx512 = {"sse2", "avx", "avx2", "fma"}, {"sse2", "avx2", "avx512f", "avx512bw"}
-    assert "use --mixed_precision=off" in precision.slow_bfloat16_warning(avx2, has_gpu=False)
-    assert precision.slow_bfloat16_warning(avx512, has_gpu=False) is None
+    assert "--mixed_precision=off" in precision.slow_bfloat16_warning(avx2, has_gpu=False)
+    assert "--mixed_precision=off" in precision.slow_bfloat16_warning(avx512, has_gpu=False)  # emulated too
+    assert precision.slow_bfloat16_warning(avx512 | {"avx512_bf16"}, has_gpu=False) is None
+    assert precision.slow_bfloat16_warning(avx512 | {"amx_bf16"}, has_gpu=False) is None
     assert precision.slow_bfloat16_warning(avx2, has_gpu=True) is None
     assert precision.slow_bfloat16_warning({"fp", "asimd", "bf16"}, has_gpu=False) is None  # aarch64
     assert precision.slow_bfloat16_warning(None, has_gpu=False) is None  # no /proc/cpuinfo
@@ -163,6 +165,7 @@ def test_bfloat16_warns_only_on_an_x86_cpu_without_avx512():
 
 def test_building_under_bfloat16_warns_once_per_process(monkeypatch, caplog):
     monkeypatch.setattr(precision, "_cpu_flags", lambda: {"sse2", "avx2"})
+    monkeypatch.setattr(precision, "_has_gpu", lambda: False)
     precision._warn_if_bfloat16_is_slow.cache_clear()
     with caplog.at_level("WARNING"):
         for _ in range(2):
@@ -170,7 +173,7 @@ def test_building_under_bfloat16_warns_once_per_process(monkeypatch, caplog):
                 pass
         with precision.policy_scope("off"):
             pass
-    assert [r.getMessage().split(":")[0] for r in caplog.records] == ["mixed_bfloat16 on a CPU without AVX-512 (no GPU)"]
+    assert [r.getMessage().split(":")[0] for r in caplog.records] == ["mixed_bfloat16 on a CPU without bf16 instructions (no avx512_bf16 / amx_bf16, no GPU)"]
     precision._warn_if_bfloat16_is_slow.cache_clear()
 
 

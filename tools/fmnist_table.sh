@@ -4,7 +4,7 @@
 #   bash tools/fmnist_table.sh [ROW ...]        ROW: dividemix_sym20 ... standard_asym40 cleanlab_sym50 clean
 #   SEEDS="0 1 2" (default) JOBS=2 (runs at a time; 1 = one after another)
 #   EXTRA="--mixed_precision=off": flags added to every row (kept in each run's config.json); on a
-#   CPU without AVX-512 (AVX2 only) the recipe's mixed_bfloat16 is about 7x slower than float32.
+#   CPU without bf16 instructions the recipe's mixed_bfloat16 is emulated (6.9x slower on AVX2 only).
 # A finished run is kept, not re-run; an interrupted one resumes (tools/_queue.sh). One DivideMix
 # row takes about an hour on this 2-core CPU.
 set -euo pipefail

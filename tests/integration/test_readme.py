@@ -4,6 +4,7 @@
 import glob
 import os
 import shlex
+import subprocess
 
 from tests.helpers import REPO, run_module
 
@@ -59,12 +60,17 @@ def _report_blocks(lines):
 
 
 def test_every_readme_table_is_what_launch_report_prints(tmp_path):
+    tracked = subprocess.run(["git", "ls-files", "docs/results"], cwd=REPO, capture_output=True, text=True, check=True).stdout.split()
     blocks = list(_report_blocks(_read("README.md").splitlines()))
     assert len(blocks) >= 6  # the digits, seeds x splits and switches tables
     for number, args, table in blocks:
         assert table, f"README.md:{number}: no table after the launch.report command"
         flags = [f"--plot={tmp_path}/plot.png" if a.startswith("--plot=") else a for a in args if a.startswith("--")]
-        runs = [path for a in args if not a.startswith("--") for path in sorted(glob.glob(os.path.join(REPO, a)))]
+        runs = []
+        for pattern in (a for a in args if not a.startswith("--")):
+            matched = [path for path in sorted(glob.glob(pattern, root_dir=REPO)) if any(f.startswith(path + "/") for f in tracked)]
+            assert matched, f"README.md:{number}: {pattern} matches no run summary committed to git"
+            runs += [os.path.join(REPO, path) for path in matched]
         result = run_module("launch.report", *flags, *runs)
         assert result.returncode == 0, result.stderr
         printed = [line.replace(REPO + "/", "") for line in result.stdout.splitlines() if line.startswith("|")]
