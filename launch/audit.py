@@ -8,7 +8,6 @@ own (--from_run, --thresholds, --retrain, --compare=cleanlab, ...); `--helpfull`
 """
 
 import logging
-import sys
 
 from launch import console
 
@@ -39,7 +38,7 @@ def main(argv):
 
 def cli():
     """The console script (dmkeras-audit): the same as python -m launch.audit."""
-    app.run(main, argv=flags_util.expand_flagfiles(sys.argv))
+    flags_util.run_console_script(main, __name__)
 
 
 if __name__ == "__main__":

@@ -8,7 +8,6 @@ export in --out is replaced; any other non-empty --out is refused.
 """
 
 import logging
-import sys
 
 from launch import console
 
@@ -84,7 +83,7 @@ def main(argv):
 
 def cli():
     """The console script (dmkeras-export): the same as python -m launch.export."""
-    app.run(main, argv=flags_util.expand_flagfiles(sys.argv))
+    flags_util.run_console_script(main, __name__)
 
 
 if __name__ == "__main__":

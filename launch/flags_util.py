@@ -120,3 +120,19 @@ def expand_flagfiles(argv: list[str]) -> list[str]:
     except (FileNotFoundError, OSError) as error:
         print(f"error: {error}", file=sys.stderr)
         sys.exit(2)
+
+
+def run_console_script(main, module_name: str) -> None:
+    """Runs an entry point's absl `main` from its console script (dmkeras-train, -audit, -export).
+
+    absl's --help prints the `__main__` module's docstring and key flags, and a console script's
+    `__main__` is pip's wrapper, which has neither: it is lent the entry point's, so that
+    `dmkeras-train --help` reads like `python -m launch.train --help`."""
+    from absl import app
+
+    main_module = sys.modules["__main__"]
+    if main_module is not sys.modules[module_name]:
+        main_module.__doc__ = sys.modules[module_name].__doc__
+        for flag in flags.FLAGS.get_key_flags_for_module(module_name):
+            flags.FLAGS.register_key_flag_for_module(sys.argv[0], flag)
+    app.run(main, argv=expand_flagfiles(sys.argv))

@@ -168,6 +168,9 @@ def plot(workdirs, path: str, over=("seed",)) -> None:
 def main(argv):
     over, dirs, plot_path = ("seed",), [], None
     for arg in argv[1:]:
+        if arg in ("-h", "--help", "--helpfull"):  # the other console scripts (absl) answer these too
+            print(__doc__.strip())
+            return 0
         if arg.startswith("--plot="):
             plot_path = arg.partition("=")[2]
         elif arg.startswith("--group_over="):

@@ -6,7 +6,6 @@ Every flag is a field of `dmkeras.config.TrainConfig`; `--helpfull` lists them.
 """
 
 import logging
-import sys
 
 from launch import console
 
@@ -33,7 +32,7 @@ def main(argv):
 
 def cli():
     """The console script (dmkeras-train): the same as python -m launch.train."""
-    app.run(main, argv=flags_util.expand_flagfiles(sys.argv))
+    flags_util.run_console_script(main, __name__)
 
 
 if __name__ == "__main__":

@@ -1,7 +1,10 @@
 """Flagfiles found from any folder: includes relative to the including file, packaged short names."""
 
+import ast
 import os
 import signal
+import subprocess
+import sys
 import time
 
 import pytest
@@ -49,7 +52,6 @@ def test_missing_or_circular_flagfiles_are_one_line(tmp_path, monkeypatch, capsy
 
 
 def test_console_scripts_point_at_the_launch_entry_points():
-    import ast
     import tomllib
 
     with open(os.path.join(REPO, "pyproject.toml"), "rb") as f:
@@ -61,6 +63,17 @@ def test_console_scripts_point_at_the_launch_entry_points():
         with open(os.path.join(REPO, *module.split("."))+ ".py") as f:  # not imported: each defines its absl flags
             functions = {n.name for n in ast.parse(f.read()).body if isinstance(n, ast.FunctionDef)}
         assert function in functions
+
+
+@pytest.mark.parametrize("name, flag", [("train", "--batch_size"), ("audit", "--from_run"), ("export", "--out")])
+def test_a_console_scripts_help_shows_its_entry_points_usage_and_flags(name, flag):
+    """pip's wrapper is the console script's __main__, and absl's --help prints __main__'s docstring
+    and key flags: without the lending, `dmkeras-train --help` showed a bare USAGE line."""
+    wrapper = f"import sys; sys.argv[0] = 'dmkeras-{name}'; from launch.{name} import cli; cli()"
+    proc = subprocess.run([sys.executable, "-c", wrapper, "--help"], cwd=REPO, capture_output=True, text=True, timeout=300)
+    module_doc = ast.get_docstring(ast.parse(open(os.path.join(REPO, "launch", f"{name}.py")).read()))
+    assert module_doc.splitlines()[0] in proc.stdout, proc.stdout + proc.stderr
+    assert f"dmkeras-{name}:" in proc.stdout and f"  {flag}:" in proc.stdout
 
 
 @pytest.mark.parametrize(

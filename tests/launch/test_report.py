@@ -89,6 +89,12 @@ def test_unknown_option_is_refused(capsys):
     assert "unknown option --over=seed" in capsys.readouterr().err
 
 
+def test_help_prints_the_usage_on_stdout_and_succeeds(capsys):
+    assert report.main(["report", "--help"]) == 0
+    out = capsys.readouterr()
+    assert "--group_over" in out.out and out.err == ""
+
+
 def test_val_acc_final_is_a_column_when_a_run_has_a_validation_set(tmp_path):
     runs = [_seeded(tmp_path / "tuned", 0, 0.9, 0.88, val_acc_final=0.8123), _seeded(tmp_path / "other", 1, 0.9, 0.88)]
     config = json.loads((tmp_path / "other" / "config.json").read_text())
