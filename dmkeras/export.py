@@ -29,7 +29,7 @@ import shutil
 import tempfile
 
 from dmkeras import input_transform
-from dmkeras.errors import DmkerasError
+from dmkeras.errors import ConfigError, DmkerasError
 from dmkeras.rundir import RunDir
 
 FORMAT = "dmkeras-export"
@@ -77,9 +77,10 @@ def _read_run(workdir: str, allow_unfinished: bool) -> dict:
             f"{run_dir.dataset_path}: image_shape {shape} does not fit mean {mean} / std {std}"
         )
     if not summary.get("finished", False) and not allow_unfinished:
-        raise DmkerasError(
+        raise ConfigError(  # names the argument; launch.export shows it as its flag
             f"the run in {workdir} did not finish ({summary.get('epochs', '?')}/{summary.get('epochs_planned', '?')} epochs): "
-            "pass allow_unfinished (--allow_unfinished) to export its last weights anyway"
+            "allow_unfinished exports its last weights anyway",
+            fields=("allow_unfinished",),
         )
     num_nets = 2 if config.get("method", "dividemix") == "dividemix" else 1  # standard and cleanlab train one net
     nets = [RunDir.net_name(k) for k in range(num_nets)]
@@ -334,7 +335,7 @@ def _check_out_dir(out_dir: str, workdir: str) -> bool:
     if os.path.isdir(out_dir) and os.listdir(out_dir):
         if _is_our_export(out_dir):
             return True
-        raise DmkerasError(f"output directory {out_dir} is not empty and holds no dmkeras export: choose another --out")
+        raise DmkerasError(f"output directory {out_dir} is not empty and holds no dmkeras export: choose another one")
     return False
 
 

@@ -655,7 +655,7 @@ class DivideMix(DivideMixModel):
         config, dataset = run.config(), run.dataset()
         method = config.get("method", "dividemix")
         if method != "dividemix":
-            raise DmkerasError(f"{workdir} is a --method={method} run (one net), not a DivideMix run")
+            raise DmkerasError(f"{workdir} is a method={method} run (one net), not a DivideMix run")
         nets = []
         for k in range(2):
             path = run.net_path(k)

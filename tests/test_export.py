@@ -201,6 +201,7 @@ def test_cli_error_unfinished_run(run_dir, tmp_path):
     proc = run_module("launch.export", f"--workdir={workdir}", f"--out={tmp_path / 'out'}", timeout=300)
     assert proc.returncode == 2
     assert _last_stderr_line(proc).startswith("error: ") and "did not finish" in _last_stderr_line(proc)
+    assert _last_stderr_line(proc).endswith("--allow_unfinished exports its last weights anyway")
     assert not os.path.exists(tmp_path / "out")
     result = export.export_run(workdir, str(tmp_path / "out"), allow_unfinished=True)  # what --allow_unfinished does
     assert result["model_card"]["finished"] is False and result["model_card"]["epochs"] == 1

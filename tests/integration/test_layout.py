@@ -4,6 +4,7 @@ benchmark or PyTorch code, and the test files mirror the modules they test."""
 
 import ast
 import pathlib
+import re
 
 import dmkeras
 
@@ -125,3 +126,27 @@ def test_test_files_mirror_the_modules_they_test():
             stray.append(str(path.relative_to(REPO)))
     assert checked > 40, f"only {checked} test files found under {TESTS}"
     assert not stray, f"test files that name no module of the folder they mirror: {stray}"
+
+
+def _flags_named_in_raises(source: str) -> list[str]:
+    """The `--flag` words in the string parts of every `raise` of a module's source."""
+    found = []
+    for node in ast.walk(ast.parse(source)):
+        if isinstance(node, ast.Raise) and node.exc is not None:
+            for part in ast.walk(node.exc):
+                if isinstance(part, ast.Constant) and isinstance(part.value, str):
+                    found += re.findall(r"(?<![\w-])--[a-z][a-z0-9_]*", part.value)
+    return found
+
+
+def test_the_flag_finder_reads_plain_and_formatted_messages():
+    assert _flags_named_in_raises('raise E(f"bad {x}: lower --lr")\nraise E("a -- b, x--y")') == ["--lr"]
+
+
+def test_library_errors_name_config_fields_not_flags():
+    """dmkeras is a library: its errors name config fields (`lambda_u must be >= 0`), and launch/
+    writes them as flags (`ConfigError.as_flags`). A flag in a library message is wrong for a
+    Python user, who has none."""
+    named = {str(path.relative_to(PACKAGE.parent)): flags for path in PACKAGE.rglob("*.py")
+             if (flags := _flags_named_in_raises(path.read_text()))}
+    assert named == {}
