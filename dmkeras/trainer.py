@@ -39,9 +39,9 @@ def return_freed_heap_to_os() -> bool:
     """Hands the heap pages that freed memory left behind back to the OS (glibc's `malloc_trim`).
 
     An epoch frees its pipelines, batches and scoring arrays, but glibc keeps the freed pages in
-    its arenas, fragmented between live blocks, so the resident memory of a semi-supervised run
-    crept up epoch after epoch without anything being held (BUILD.md, "Fashion-MNIST"). Trimming
-    changes no number, only what the process keeps resident. False where there is no glibc.
+    its arenas, fragmented between live blocks: on 12,000 Fashion-MNIST images the trim handed back
+    150-250 MiB at every epoch end (BUILD.md, "Fashion-MNIST"). Trimming changes
+    no number, only what the process keeps resident. False where there is no glibc.
     """
     if _MALLOC_TRIM is None:
         return False

@@ -183,7 +183,7 @@ def test_from_run_names_what_it_cannot_use(tmp_path, cli_run):
     shutil.copytree(workdir, copy)
     config = json.loads((copy / "config.json").read_text())
     (copy / "config.json").write_text(json.dumps({**config, "method": "standard"}))
-    with pytest.raises(DmkerasError, match="--method=standard run"):
+    with pytest.raises(DmkerasError, match="is a method=standard run"):
         dmkeras.DivideMix.from_run(str(copy))
 
 
