@@ -15,8 +15,8 @@ class TrainingDiverged(DmkerasError):
 
 
 class ConfigError(DmkerasError):
-    """A bad field of a TrainConfig or AuditConfig. The message names config fields as they are
-    spelt in Python ("lambda_u must be >= 0"); `fields` lists the ones it names, so that launch/
+    """A bad field of a TrainConfig or AuditConfig, or a bad argument of a library function (export's
+    allow_unfinished). The message names config fields as they are spelt in Python ("lambda_u must be >= 0"); `fields` lists the ones it names, so that launch/
     can show the same message in its flags' terms (`as_flags`: "--lambda_u must be >= 0")."""
 
     def __init__(self, message: str, fields=()):

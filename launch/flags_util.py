@@ -7,7 +7,7 @@ import os
 import sys
 import threading
 
-from absl import flags
+from absl import app, flags
 
 from dmkeras.config import flat_fields
 from dmkeras.errors import ConfigError, DmkerasError
@@ -128,8 +128,6 @@ def run_console_script(main, module_name: str) -> None:
     absl's --help prints the `__main__` module's docstring and key flags, and a console script's
     `__main__` is pip's wrapper, which has neither: it is lent the entry point's, so that
     `dmkeras-train --help` reads like `python -m launch.train --help`."""
-    from absl import app
-
     main_module = sys.modules["__main__"]
     if main_module is not sys.modules[module_name]:
         main_module.__doc__ = sys.modules[module_name].__doc__
